@@ -1,0 +1,3 @@
+"""cpsync: programming contests from seven platforms, kept current and pushed into calendars."""
+
+__version__ = "0.1.0"

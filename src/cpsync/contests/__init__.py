@@ -1,0 +1,1 @@
+"""Upcoming contests: storage, merging fresh fetches, reading, calendars."""

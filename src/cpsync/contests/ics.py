@@ -1,0 +1,91 @@
+"""Contests as an RFC 5545 calendar.
+
+Output is a pure function of the contests: DTSTAMP is when cpsync last changed the
+contest, so an unchanged feed is byte-for-byte the same (and can carry an ETag).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Protocol
+
+from icalendar import Alarm, Calendar, Event
+
+from cpsync.contests.models import Contest, ContestStatus
+
+PRODID = "-//cpsync//contest calendar//EN"
+REFRESH = timedelta(hours=1)
+
+PLATFORM_LABELS: dict[str, str] = {
+    "codeforces": "Codeforces",
+    "leetcode": "LeetCode",
+    "codechef": "CodeChef",
+    "atcoder": "AtCoder",
+    "hackerrank": "HackerRank",
+    "geeksforgeeks": "GeeksforGeeks",
+    "code360": "Code360",
+}
+
+
+class _Named(Protocol):
+    platform: str
+    name: str
+
+
+def event_uid(platform: str, key: str) -> str:
+    """Stable for the life of a contest: never derived from its time."""
+    return f"{platform}-{key}@cpsync"
+
+
+def event_summary(contest: _Named) -> str:
+    return f"[{PLATFORM_LABELS.get(contest.platform, contest.platform)}] {contest.name}"
+
+
+def build_calendar(
+    contests: Iterable[Contest],
+    *,
+    name: str,
+    reminder_minutes: Sequence[int] = (),
+) -> bytes:
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("x-wr-calname", name)
+    calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
+    calendar.add("x-published-ttl", REFRESH)
+    for contest in contests:
+        calendar.add_component(_event(contest, reminder_minutes))
+    return calendar.to_ical()
+
+
+def _event(contest: Contest, reminder_minutes: Sequence[int]) -> Event:
+    event = Event()
+    event.add("uid", event_uid(contest.platform, contest.key))
+    event.add("dtstamp", contest.updated_at)
+    event.add("created", contest.first_seen_at)
+    event.add("last-modified", contest.updated_at)
+    event.add("sequence", contest.revision - 1)
+    event.add("summary", event_summary(contest))
+    event.add("description", f"{contest.name}\n{contest.url}")
+    event.add("location", contest.url)
+    event.add("url", contest.url)
+    event.add("dtstart", contest.start)
+    event.add("dtend", contest.end)
+    event.add("categories", [PLATFORM_LABELS.get(contest.platform, contest.platform)])
+    cancelled = contest.status == ContestStatus.CANCELLED
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    event.add("transp", "TRANSPARENT")
+    if not cancelled:
+        for minutes in reminder_minutes:
+            event.add_component(_alarm(contest, minutes))
+    return event
+
+
+def _alarm(contest: Contest, minutes: int) -> Alarm:
+    alarm = Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("description", event_summary(contest))
+    alarm.add("trigger", timedelta(minutes=-minutes))
+    return alarm

@@ -1,0 +1,117 @@
+"""Every query of the contests domain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cpsync.contests.merge import MergePlan, StoredContest
+from cpsync.contests.models import Contest, ContestStatus, PlatformHealth
+from cpsync.platforms.base import ParsedContest
+
+# SQLite caps bound parameters per statement; keep bulk statements under it.
+_CHUNK = 400
+
+
+class ContestRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def stored_for_merge(self, platform: str) -> list[StoredContest]:
+        rows = await self._session.execute(
+            select(
+                Contest.id,
+                Contest.key,
+                Contest.name,
+                Contest.url,
+                Contest.start,
+                Contest.end,
+                Contest.duration_seconds,
+                Contest.status,
+                Contest.revision,
+                Contest.missing_since,
+            ).where(Contest.platform == platform)
+        )
+        return [StoredContest(*row) for row in rows]
+
+    async def apply_merge(self, platform: str, plan: MergePlan, now: datetime) -> None:
+        await self._insert_new(plan.inserts, now)
+        for change in plan.updates:
+            await self._session.execute(
+                update(Contest)
+                .where(Contest.id == change.contest_id)
+                .values(**change.values, updated_at=now)
+            )
+        for offset in range(0, len(plan.seen_ids), _CHUNK):
+            chunk = plan.seen_ids[offset : offset + _CHUNK]
+            await self._session.execute(
+                update(Contest).where(Contest.id.in_(chunk)).values(last_seen_at=now)
+            )
+
+    async def _insert_new(self, contests: Sequence[ParsedContest], now: datetime) -> None:
+        rows = [
+            {
+                "platform": c.platform,
+                "key": c.key,
+                "name": c.name,
+                "url": c.url,
+                "start": c.start,
+                "end": c.end,
+                "duration_seconds": c.duration_seconds,
+                "status": ContestStatus.SCHEDULED,
+                "revision": 1,
+                "first_seen_at": now,
+                "last_seen_at": now,
+                "updated_at": now,
+            }
+            for c in contests
+        ]
+        insert = pg_insert if self._session.bind.dialect.name == "postgresql" else sqlite_insert
+        for offset in range(0, len(rows), _CHUNK // 12):
+            statement = insert(Contest).values(rows[offset : offset + _CHUNK // 12])
+            # A concurrent refresh may have inserted the same contest; it wins, we don't fail.
+            await self._session.execute(
+                statement.on_conflict_do_nothing(index_elements=["platform", "key"])
+            )
+
+    async def not_ended(
+        self,
+        now: datetime,
+        *,
+        platforms: Sequence[str] | None = None,
+        starts_before: datetime | None = None,
+        include_cancelled: bool = False,
+    ) -> list[Contest]:
+        query: Select[tuple[Contest]] = select(Contest).where(Contest.end > now)
+        if platforms:
+            query = query.where(Contest.platform.in_(platforms))
+        if starts_before is not None:
+            query = query.where(Contest.start < starts_before)
+        if not include_cancelled:
+            query = query.where(Contest.status == ContestStatus.SCHEDULED)
+        query = query.order_by(Contest.start, Contest.platform, Contest.key)
+        return list((await self._session.scalars(query)).all())
+
+    async def prune_ended_before(self, cutoff: datetime) -> int:
+        result = await self._session.execute(delete(Contest).where(Contest.end < cutoff))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def health(self, platforms: Sequence[str]) -> dict[str, PlatformHealth]:
+        rows = await self._session.scalars(
+            select(PlatformHealth).where(PlatformHealth.platform.in_(platforms))
+        )
+        return {row.platform: row for row in rows}
+
+    async def health_row(self, platform: str) -> PlatformHealth:
+        row = await self._session.get(PlatformHealth, platform)
+        if row is None:
+            row = PlatformHealth(
+                platform=platform, consecutive_failures=0, contests_seen=0, items_skipped=0
+            )
+            self._session.add(row)
+        return row

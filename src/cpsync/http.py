@@ -1,0 +1,199 @@
+"""The one outbound HTTP client.
+
+Every call to a remote site goes through `HttpClient`: timeouts, a response size cap,
+a minimum interval between calls to the same host, and retries with exponential
+backoff and jitter on network errors, 429 and 5xx (honouring `Retry-After`). Other
+4xx answers are not retried.
+
+Errors:
+
+    UpstreamError (CpsyncError)
+    ├── RetriableUpstreamError     network error, timeout, 429, 5xx; `retry_after` if the site said
+    └── PermanentUpstreamError     any other 4xx
+        └── ResponseTooLargeError  the body passed the size cap
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from cpsync.errors import CpsyncError
+from cpsync.settings import Settings
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class UpstreamError(CpsyncError):
+    status_code = 502
+
+    def __init__(self, message: str, *, upstream_status: int | None = None) -> None:
+        super().__init__(message)
+        self.upstream_status = upstream_status
+
+
+class RetriableUpstreamError(UpstreamError):
+    def __init__(
+        self, message: str, *, upstream_status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, upstream_status=upstream_status)
+        self.retry_after = retry_after
+
+
+class PermanentUpstreamError(UpstreamError):
+    pass
+
+
+class ResponseTooLargeError(PermanentUpstreamError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class _HostPacer:
+    """Keeps calls to one host at least `interval` seconds apart."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._lock = asyncio.Lock()
+        self._next_at = 0.0
+
+    async def wait_turn(self, sleep: Sleep) -> None:
+        async with self._lock:
+            delay = self._next_at - time.monotonic()
+            if delay > 0:
+                await sleep(delay)
+            self._next_at = time.monotonic() + self._interval
+
+
+class HttpClient:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._settings = settings
+        self._sleep = sleep
+        self._pacers: dict[str, _HostPacer] = {}
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.http_timeout_seconds),
+            follow_redirects=True,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> HttpClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+    ) -> HttpResponse:
+        """Send one request, retrying what is worth retrying; raise UpstreamError otherwise."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(RetriableUpstreamError),
+            stop=stop_after_attempt(self._settings.http_max_retries + 1),
+            wait=self._retry_delay,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(method, url, headers, json_body)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _retry_delay(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        cap = self._settings.http_max_retry_after_seconds
+        if isinstance(error, RetriableUpstreamError) and error.retry_after is not None:
+            return min(error.retry_after, cap)
+        base = self._settings.http_backoff_seconds * 2 ** (state.attempt_number - 1)
+        return min(base + random.uniform(0, base), cap)  # noqa: S311 - jitter, not crypto
+
+    async def _send_once(
+        self, method: str, url: str, headers: Mapping[str, str] | None, json_body: Any
+    ) -> HttpResponse:
+        await self._pacer(url).wait_turn(self._sleep)
+        try:
+            async with self._client.stream(method, url, headers=headers, json=json_body) as response:
+                body = await self._read_capped(response, url)
+        except httpx.TimeoutException as exc:
+            raise RetriableUpstreamError(f"timed out: {url}") from exc
+        except httpx.TransportError as exc:
+            raise RetriableUpstreamError(f"network error: {url}: {exc!r}") from exc
+        return _checked(HttpResponse(response.status_code, response.headers, body), url)
+
+    async def _read_capped(self, response: httpx.Response, url: str) -> bytes:
+        limit = self._settings.http_max_response_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise ResponseTooLargeError(f"response over {limit} bytes: {url}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise ResponseTooLargeError(f"response over {limit} bytes: {url}")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _pacer(self, url: str) -> _HostPacer:
+        host = urlsplit(url).netloc
+        if host not in self._pacers:
+            self._pacers[host] = _HostPacer(self._settings.http_min_interval_seconds)
+        return self._pacers[host]
+
+
+def _checked(response: HttpResponse, url: str) -> HttpResponse:
+    status = response.status
+    if status == 429 or status >= 500:
+        raise RetriableUpstreamError(
+            f"HTTP {status} from {url}",
+            upstream_status=status,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+    if status >= 400:
+        raise PermanentUpstreamError(f"HTTP {status} from {url}", upstream_status=status)
+    return response
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())

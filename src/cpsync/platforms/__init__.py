@@ -1,0 +1,1 @@
+"""Contest sources: one module per platform, and the registry naming them."""

@@ -1,0 +1,148 @@
+"""The contract every platform module fulfils.
+
+A platform module exposes a module-level object satisfying `Platform`:
+
+- `name`: the platform's identifier, one of `PLATFORM_NAMES`.
+- `request(base_url)`: the HTTP request that fetches its contest list, built on the
+  configured scheme and host with the platform's real path.
+- `parse(payload, fetched_at)`: a pure function from the raw response body to the
+  contests that have not ended at `fetched_at`. A malformed item is skipped and
+  counted; a payload that cannot be understood at all raises that module's own
+  subclass of `ParseError`. Nothing else may escape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from cpsync.errors import CpsyncError
+
+PLATFORM_NAMES: tuple[str, ...] = (
+    "codeforces",
+    "leetcode",
+    "codechef",
+    "atcoder",
+    "hackerrank",
+    "geeksforgeeks",
+    "code360",
+)
+
+BROWSER_HEADERS: dict[str, str] = {
+    "User-Agent": (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0 Safari/537.36"
+    ),
+    "Accept-Language": "en-US,en;q=0.9",
+}
+
+
+class ParseError(CpsyncError):
+    """An upstream payload that cannot be understood as a whole."""
+
+    status_code = 502
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedContest:
+    platform: str
+    key: str
+    name: str
+    url: str
+    start: datetime
+    end: datetime
+    duration_seconds: int
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("contest times must be timezone-aware")
+        if self.end < self.start:
+            raise ValueError("a contest cannot end before it starts")
+
+
+@dataclass(slots=True)
+class ParseResult:
+    """What one payload held: the contests not yet ended, and what was skipped."""
+
+    contests: list[ParsedContest] = field(default_factory=list)
+    items_seen: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformRequest:
+    method: Literal["GET", "POST"]
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    json_body: Any = None
+
+
+class Platform(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def request(self, base_url: str) -> PlatformRequest: ...
+
+    def parse(self, payload: bytes, fetched_at: datetime) -> ParseResult: ...
+
+
+def make_contest(
+    platform: str,
+    *,
+    key: object,
+    name: object,
+    url: str,
+    start: datetime,
+    end: datetime,
+    duration_seconds: int | None = None,
+) -> ParsedContest:
+    """Build a contest from loosely typed fields, normalising to UTC.
+
+    Raises ValueError (which the shared item loop counts as a skip) when a mandatory
+    field is empty or the times make no sense.
+    """
+    key_text = str(key).strip() if key is not None else ""
+    name_text = " ".join(str(name).split()) if name is not None else ""
+    if not key_text:
+        raise ValueError("missing key")
+    if not name_text:
+        raise ValueError("missing name")
+    start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
+    duration = (
+        duration_seconds
+        if duration_seconds is not None
+        else int((end_utc - start_utc).total_seconds())
+    )
+    if duration < 0:
+        raise ValueError("negative duration")
+    return ParsedContest(platform, key_text, name_text, url, start_utc, end_utc, duration)
+
+
+def collect(
+    result: ParseResult,
+    items: list[Any],
+    build: Any,
+    fetched_at: datetime,
+) -> ParseResult:
+    """Run `build(item)` over every item, keeping contests not ended at `fetched_at`.
+
+    `build` returns a ParsedContest, or None for an item that is legitimately not a
+    contest we list (e.g. already finished); any ValueError, KeyError, TypeError or
+    pydantic ValidationError it raises marks that one item as skipped.
+    """
+    for index, item in enumerate(items):
+        result.items_seen += 1
+        try:
+            contest = build(item)
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+            result.skipped.append(f"item {index}: {_short(exc)}")
+            continue
+        if contest is not None and contest.end > fetched_at:
+            result.contests.append(contest)
+    return result
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

@@ -1,0 +1,86 @@
+"""Codeforces: the official JSON API, `contest.list`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from cpsync.platforms.base import (
+    ParsedContest,
+    ParseError,
+    ParseResult,
+    PlatformRequest,
+    collect,
+    make_contest,
+)
+
+NAME = "codeforces"
+_LISTED_PHASES = frozenset({"BEFORE", "CODING"})
+
+
+class CodeforcesParseError(ParseError):
+    pass
+
+
+class _Contest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    name: str
+    phase: str
+    durationSeconds: int  # noqa: N815 - upstream's field name
+    startTimeSeconds: int | None = None  # noqa: N815
+
+
+class CodeforcesPlatform:
+    name = NAME
+
+    def request(self, base_url: str) -> PlatformRequest:
+        return PlatformRequest("GET", f"{base_url}/api/contest.list?gym=false")
+
+    def parse(self, payload: bytes, fetched_at: datetime) -> ParseResult:
+        items = _result_items(payload)
+        return collect(ParseResult(), items, _build, fetched_at)
+
+
+def _result_items(payload: bytes) -> list[Any]:
+    try:
+        document = json.loads(payload)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CodeforcesParseError(f"codeforces: not JSON ({exc})") from exc
+    # Some recorders keep only the `result` array; accept both shapes.
+    if isinstance(document, list):
+        return document
+    if not isinstance(document, dict):
+        raise CodeforcesParseError("codeforces: unexpected top-level value")
+    if document.get("status") != "OK":
+        comment = str(document.get("comment", "no comment"))[:200]
+        raise CodeforcesParseError(f"codeforces: API answered FAILED: {comment}")
+    items = document.get("result")
+    if not isinstance(items, list):
+        raise CodeforcesParseError("codeforces: `result` is not a list")
+    return items
+
+
+def _build(item: Any) -> ParsedContest | None:
+    contest = _Contest.model_validate(item)
+    if contest.phase not in _LISTED_PHASES:
+        return None
+    if contest.startTimeSeconds is None:
+        return None  # announced without a date: nothing to put in a calendar yet
+    start = datetime.fromtimestamp(contest.startTimeSeconds, UTC)
+    return make_contest(
+        NAME,
+        key=contest.id,
+        name=contest.name,
+        url=f"https://codeforces.com/contests/{contest.id}",
+        start=start,
+        end=start + timedelta(seconds=contest.durationSeconds),
+        duration_seconds=contest.durationSeconds,
+    )
+
+
+PLATFORM = CodeforcesPlatform()

@@ -1,0 +1,102 @@
+"""GeeksforGeeks: the practice API's event list, `/api/vr/events/`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from cpsync.platforms.base import (
+    BROWSER_HEADERS,
+    ParsedContest,
+    ParseError,
+    ParseResult,
+    PlatformRequest,
+    collect,
+    make_contest,
+)
+
+NAME = "geeksforgeeks"
+_INDIA = ZoneInfo("Asia/Kolkata")
+
+
+class GeeksforgeeksParseError(ParseError):
+    pass
+
+
+class _Results(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    upcoming: list[Any]
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    results: _Results
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    slug: str
+    name: str
+    start_time: str
+    end_time: str
+
+
+class GeeksforgeeksPlatform:
+    name = NAME
+
+    def request(self, base_url: str) -> PlatformRequest:
+        query = "page_number=1&sub_type=all&type=contest"
+        return PlatformRequest("GET", f"{base_url}/api/vr/events/?{query}", dict(BROWSER_HEADERS))
+
+    def parse(self, payload: bytes, fetched_at: datetime) -> ParseResult:
+        items = _envelope(payload).results.upcoming
+        return collect(ParseResult(), items, _build, fetched_at)
+
+
+def _envelope(payload: bytes) -> _Envelope:
+    try:
+        document = json.loads(payload)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise GeeksforgeeksParseError(f"geeksforgeeks: not JSON ({exc})") from exc
+    if not isinstance(document, dict):
+        raise GeeksforgeeksParseError("geeksforgeeks: unexpected top-level value")
+    try:
+        return _Envelope.model_validate(document)
+    except ValidationError as exc:
+        raise _shape_error(exc) from exc
+
+
+def _shape_error(exc: ValidationError) -> GeeksforgeeksParseError:
+    error = exc.errors()[0]
+    location = ".".join(str(part) for part in error["loc"])
+    return GeeksforgeeksParseError(
+        f"geeksforgeeks: unexpected response shape ({location}: {error['msg']})"
+    )
+
+
+def _build(item: Any) -> ParsedContest:
+    event = _Event.model_validate(item)
+    return make_contest(
+        NAME,
+        key=event.slug,
+        name=event.name,
+        url=f"https://practice.geeksforgeeks.org/contest/{event.slug.strip()}",
+        start=_india_time(event.start_time),
+        end=_india_time(event.end_time),
+    )
+
+
+def _india_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.strip())
+    # GfG sends wall-clock India time without an offset; honour one if it ever appears.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=_INDIA)
+
+
+PLATFORM = GeeksforgeeksPlatform()

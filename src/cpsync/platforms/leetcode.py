@@ -1,0 +1,121 @@
+"""LeetCode: the GraphQL endpoint, `allContests` (the whole contest history)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from cpsync.platforms.base import (
+    BROWSER_HEADERS,
+    ParsedContest,
+    ParseError,
+    ParseResult,
+    PlatformRequest,
+    collect,
+    make_contest,
+)
+
+NAME = "leetcode"
+QUERY = "{ allContests { title titleSlug startTime duration } }"
+
+
+class LeetcodeParseError(ParseError):
+    pass
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    allContests: list[Any] | None = None  # noqa: N815 - upstream's field name
+    upcomingContests: list[Any] | None = None  # noqa: N815
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    data: _Data | None = None
+    errors: list[Any] | None = None
+
+
+class _Contest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    title: str
+    titleSlug: str  # noqa: N815
+    startTime: int  # noqa: N815
+    duration: int
+
+
+class LeetcodePlatform:
+    name = NAME
+
+    def request(self, base_url: str) -> PlatformRequest:
+        # Without a browser-like client and a contest-page referer, LeetCode's
+        # front door answers GraphQL with a challenge page instead of JSON.
+        headers = {
+            **BROWSER_HEADERS,
+            "Content-Type": "application/json",
+            "Referer": "https://leetcode.com/contest/",
+        }
+        return PlatformRequest("POST", f"{base_url}/graphql", headers, {"query": QUERY})
+
+    def parse(self, payload: bytes, fetched_at: datetime) -> ParseResult:
+        items = _contest_items(payload)
+        return collect(ParseResult(), items, _build, fetched_at)
+
+
+def _contest_items(payload: bytes) -> list[Any]:
+    envelope = _envelope(payload)
+    if envelope.data is None and envelope.errors:
+        raise LeetcodeParseError(f"leetcode: GraphQL errors: {_error_text(envelope.errors)}")
+    if envelope.data is None:
+        raise LeetcodeParseError("leetcode: no `data` in the response (not a GraphQL answer)")
+    # `allContests` is what we ask for; `upcomingContests` is the older, smaller field.
+    for items in (envelope.data.allContests, envelope.data.upcomingContests):
+        if items is not None:
+            return items
+    raise LeetcodeParseError("leetcode: neither `allContests` nor `upcomingContests` in data")
+
+
+def _envelope(payload: bytes) -> _Envelope:
+    try:
+        document = json.loads(payload)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise LeetcodeParseError(f"leetcode: not JSON ({exc})") from exc
+    if not isinstance(document, dict):
+        raise LeetcodeParseError("leetcode: unexpected top-level value")
+    try:
+        return _Envelope.model_validate(document)
+    except ValidationError as exc:
+        raise _shape_error(exc) from exc
+
+
+def _error_text(errors: list[Any]) -> str:
+    message = errors[0].get("message") if isinstance(errors[0], dict) else None
+    return message[:200] if isinstance(message, str) else "no error message"
+
+
+def _shape_error(exc: ValidationError) -> LeetcodeParseError:
+    error = exc.errors()[0]
+    location = ".".join(str(part) for part in error["loc"])
+    return LeetcodeParseError(f"leetcode: unexpected response shape ({location}: {error['msg']})")
+
+
+def _build(item: Any) -> ParsedContest:
+    contest = _Contest.model_validate(item)
+    start = datetime.fromtimestamp(contest.startTime, UTC)
+    return make_contest(
+        NAME,
+        key=contest.titleSlug,
+        name=contest.title,
+        url=f"https://leetcode.com/contest/{contest.titleSlug}",
+        start=start,
+        end=start + timedelta(seconds=contest.duration),
+        duration_seconds=contest.duration,
+    )
+
+
+PLATFORM = LeetcodePlatform()

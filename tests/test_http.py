@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from cpsync.http import (
+    HttpClient,
+    PermanentUpstreamError,
+    ResponseTooLargeError,
+    RetriableUpstreamError,
+    parse_retry_after,
+)
+from cpsync.settings import Settings
+from tests.replay import ReplayServer, Reply, replay_server
+
+
+@pytest.fixture
+def server() -> Iterator[ReplayServer]:
+    with replay_server() as replay:
+        yield replay
+
+
+class RecordingSleep:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def client_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "http_timeout_seconds": 1,
+        "http_max_retries": 3,
+        "http_backoff_seconds": 0.5,
+        "http_max_retry_after_seconds": 30,
+        "http_min_interval_seconds": 0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def route(server: ReplayServer, *replies: Reply) -> str:
+    server.routes[("GET", "/thing")] = list(replies)
+    return f"{server.base_url}/thing"
+
+
+def hits(server: ReplayServer) -> int:
+    return sum(1 for method, target, _, _ in server.requests if target == "/thing")
+
+
+async def test_success_returns_body_and_status(server: ReplayServer) -> None:
+    url = route(server, Reply(200, b"hello"))
+    async with HttpClient(client_settings()) as http:
+        response = await http.request("GET", url, headers={"User-Agent": "x"})
+    assert (response.status, response.body) == (200, b"hello")
+    assert server.requests[0][2]["User-Agent"] == "x"
+
+
+async def test_5xx_is_retried_with_growing_jittered_backoff(server: ReplayServer) -> None:
+    url = route(server, Reply(500), Reply(502), Reply(200, b"ok"))
+    sleep = RecordingSleep()
+    async with HttpClient(client_settings(), sleep=sleep) as http:
+        response = await http.request("GET", url)
+    assert response.body == b"ok"
+    assert hits(server) == 3
+    first, second = sleep.delays
+    assert 0.5 <= first <= 1.0
+    assert 1.0 <= second <= 2.0
+
+
+async def test_429_honours_retry_after(server: ReplayServer) -> None:
+    url = route(server, Reply(429, headers={"Retry-After": "7"}), Reply(200, b"ok"))
+    sleep = RecordingSleep()
+    async with HttpClient(client_settings(), sleep=sleep) as http:
+        await http.request("GET", url)
+    assert sleep.delays == [7.0]
+
+
+async def test_retry_after_is_capped(server: ReplayServer) -> None:
+    url = route(server, Reply(503, headers={"Retry-After": "86400"}), Reply(200, b"ok"))
+    sleep = RecordingSleep()
+    async with HttpClient(client_settings(http_max_retry_after_seconds=5), sleep=sleep) as http:
+        await http.request("GET", url)
+    assert sleep.delays == [5.0]
+
+
+async def test_gives_up_after_the_retry_budget(server: ReplayServer) -> None:
+    url = route(server, Reply(500))
+    async with HttpClient(client_settings(http_max_retries=2), sleep=RecordingSleep()) as http:
+        with pytest.raises(RetriableUpstreamError) as caught:
+            await http.request("GET", url)
+    assert caught.value.upstream_status == 500
+    assert hits(server) == 3
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 410])
+async def test_other_4xx_is_not_retried(server: ReplayServer, status: int) -> None:
+    url = route(server, Reply(status))
+    async with HttpClient(client_settings(), sleep=RecordingSleep()) as http:
+        with pytest.raises(PermanentUpstreamError):
+            await http.request("GET", url)
+    assert hits(server) == 1
+
+
+async def test_timeout_is_retried_then_reported(server: ReplayServer) -> None:
+    url = route(server, Reply(200, b"late", delay=0.6))
+    settings = client_settings(http_timeout_seconds=0.2, http_max_retries=1)
+    async with HttpClient(settings, sleep=RecordingSleep()) as http:
+        with pytest.raises(RetriableUpstreamError, match="timed out"):
+            await http.request("GET", url)
+    assert hits(server) == 2
+
+
+async def test_connection_refused_is_a_retriable_error() -> None:
+    async with HttpClient(client_settings(http_max_retries=0)) as http:
+        with pytest.raises(RetriableUpstreamError, match="network error"):
+            await http.request("GET", "http://127.0.0.1:9/nothing")
+
+
+async def test_body_over_the_cap_is_refused(server: ReplayServer) -> None:
+    url = route(server, Reply(200, b"x" * 5000))
+    async with HttpClient(client_settings(http_max_response_bytes=1000)) as http:
+        with pytest.raises(ResponseTooLargeError):
+            await http.request("GET", url)
+    assert hits(server) == 1
+
+
+async def test_calls_to_one_host_are_spaced(server: ReplayServer) -> None:
+    url = route(server, Reply(200, b"ok"))
+    async with HttpClient(client_settings(http_min_interval_seconds=0.2)) as http:
+        started = time.monotonic()
+        for _ in range(3):
+            await http.request("GET", url)
+        elapsed = time.monotonic() - started
+    assert elapsed >= 0.4
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after("Sun, 22 Nov 2026 12:00:30 GMT", now) == 30.0
+    assert parse_retry_after("Sun, 22 Nov 2026 11:00:00 GMT", now) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
