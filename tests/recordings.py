@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,19 @@ OWN = Path(__file__).resolve().parent / "fixtures"
 RECORDED_AT = datetime(2024, 10, 10, 13, 0, tzinfo=UTC)
 
 RECORDINGS: dict[str, tuple[Path, str]] = {
-    "codeforces": (SHARED / "codeforces/contest-list-before-only-2024-10-10-codemate.json", "application/json"),
-    "leetcode": (SHARED / "leetcode/graphql-allContests-2026-06-13-oiertool.json", "application/json"),
+    "codeforces": (
+        SHARED / "codeforces/contest-list-before-only-2024-10-10-codemate.json",
+        "application/json",
+    ),
+    "leetcode": (
+        SHARED / "leetcode/graphql-allContests-2026-06-13-oiertool.json",
+        "application/json",
+    ),
     "codechef": (SHARED / "codechef/contests-all-2025-10-25-cpnvim.json", "application/json"),
-    "atcoder": (SHARED / "atcoder/contests-page-en-upcoming-2026-06-13-oiertool.html", "text/html; charset=utf-8"),
+    "atcoder": (
+        SHARED / "atcoder/contests-page-en-upcoming-2026-06-13-oiertool.html",
+        "text/html; charset=utf-8",
+    ),
     "hackerrank": (OWN / "hackerrank/contests-upcoming-2026-11-22.json", "application/json"),
     "geeksforgeeks": (OWN / "geeksforgeeks/events-contest-2026-11-22.json", "application/json"),
     "code360": (OWN / "code360/contest-list-page1-2026-11-22.json", "application/json"),

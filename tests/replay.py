@@ -47,14 +47,14 @@ class ReplayServer:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def platform_target(self, platform: str) -> tuple[str, str]:
         request = PLATFORMS[platform].request(self.base_url)
         return request.method, request.url.removeprefix(self.base_url)
 
     def serve(self, platform: str, *replies: Reply) -> None:
-        """Answer the platform's contest-list request with these replies in turn (the last repeats)."""
+        """Answer the platform's contest-list request with these replies; the last repeats."""
         with self._lock:
             self.routes[self.platform_target(platform)] = list(replies)
 
@@ -102,8 +102,8 @@ class ReplayServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
 
-            do_GET = _answer  # noqa: N815
-            do_POST = _answer  # noqa: N815
+            do_GET = _answer
+            do_POST = _answer
 
         return Handler
 

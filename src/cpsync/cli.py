@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,8 +31,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False)
+
+
+def _console(*, to_stderr: bool = False) -> Console:
+    """A console for the current streams; piped output gets room instead of truncation."""
+    stream = sys.stderr if to_stderr else sys.stdout
+    width = None if stream.isatty() else 200
+    return Console(file=stream, stderr=to_stderr, highlight=False, width=width)
+
 
 PlatformOption = Annotated[
     list[str] | None,
@@ -59,7 +66,7 @@ def migrate(ctx: typer.Context) -> None:
         await db.dispose()
 
     _run(run())
-    stdout.print(f"schema up to date: {_redacted(runtime.settings.resolved_database_url())}")
+    _console().print(f"schema up to date: {_redacted(runtime.settings.resolved_database_url())}")
 
 
 @app.command()
@@ -74,9 +81,14 @@ def fetch(ctx: typer.Context, platform: PlatformOption = None) -> None:
 
 
 async def _fetch_with_progress(runtime: Runtime, names: list[str]) -> list[RefreshReport]:
+    console = _console(to_stderr=True)
     progress = Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), console=stderr,
-        transient=True, disable=not stderr.is_terminal,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
     )
     task = progress.add_task("fetching " + ", ".join(names), total=len(names))
 
@@ -130,7 +142,7 @@ async def _load_contests(
         if stale:
             for report in await services.contests.refresh(stale):
                 if report.error:
-                    stderr.print(f"[yellow]warning:[/] {report.error}")
+                    _console(to_stderr=True).print(f"[yellow]warning:[/] {escape(report.error)}")
         return await services.contests.upcoming(names, window, include_cancelled)
 
 
@@ -145,7 +157,9 @@ def platforms(ctx: typer.Context) -> None:
 
     health = _run(load())
     zone = runtime.settings.display_zone()
-    table = Table("platform", "state", "last success", "last failure", "contests", "skipped", "last error")
+    table = Table(
+        "platform", "state", "last success", "last failure", "contests", "skipped", "last error"
+    )
     for name in PLATFORMS:
         row = health.get(name)
         if row is None:
@@ -153,14 +167,16 @@ def platforms(ctx: typer.Context) -> None:
             continue
         table.add_row(
             name,
-            "[green]ok[/]" if row.consecutive_failures == 0 else f"[red]failing ×{row.consecutive_failures}[/]",
+            "[green]ok[/]"
+            if row.consecutive_failures == 0
+            else f"[red]failing x{row.consecutive_failures}[/]",
             _when(row.last_success_at, zone),
             _when(row.last_failure_at, zone),
             str(row.contests_seen),
             str(row.items_skipped),
-            row.last_error or "",
+            escape(row.last_error or ""),
         )
-    stdout.print(table)
+    _console().print(table)
 
 
 def _platforms(requested: Sequence[str] | None) -> list[str]:
@@ -182,7 +198,7 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 def _fail(message: str) -> NoReturn:
-    stderr.print(f"[red]error:[/] {message}", markup=True)
+    _console(to_stderr=True).print(f"[red]error:[/] {escape(message)}")
     raise typer.Exit(2)
 
 
@@ -198,18 +214,23 @@ def _print_reports(reports: list[RefreshReport]) -> None:
             str(report.count(ChangeKind.CANCELLED)),
             str(report.unchanged),
             str(report.skipped),
-            f"[red]{report.error}[/]" if report.error else "",
+            f"[red]{escape(report.error)}[/]" if report.error else "",
         )
-    stdout.print(table)
+    _console().print(table)
 
 
 def _print_contests(rows: list[Contest], zone: tzinfo) -> None:
     if not rows:
-        stdout.print("No upcoming contests stored. Run `cpsync fetch` or check `cpsync platforms`.")
+        _console().print(
+            "No upcoming contests stored. Run `cpsync fetch` or check `cpsync platforms`."
+        )
         return
     table = Table("platform", "name", "start", "duration", "link")
     for contest in rows:
-        name = contest.name if contest.status == "scheduled" else f"[strike]{contest.name}[/] (cancelled)"
+        # Names and errors come from upstream: never let them be read as Rich markup.
+        name = escape(contest.name)
+        if contest.status != "scheduled":
+            name = f"[strike]{name}[/] (cancelled)"
         table.add_row(
             PLATFORM_LABELS[contest.platform],
             name,
@@ -217,7 +238,7 @@ def _print_contests(rows: list[Contest], zone: tzinfo) -> None:
             _duration(contest.duration_seconds),
             contest.url,
         )
-    stdout.print(table)
+    _console().print(table)
 
 
 def _as_json(contest: Contest) -> dict[str, Any]:

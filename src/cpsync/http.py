@@ -133,15 +133,17 @@ class HttpClient:
         cap = self._settings.http_max_retry_after_seconds
         if isinstance(error, RetriableUpstreamError) and error.retry_after is not None:
             return min(error.retry_after, cap)
-        base = self._settings.http_backoff_seconds * 2 ** (state.attempt_number - 1)
-        return min(base + random.uniform(0, base), cap)  # noqa: S311 - jitter, not crypto
+        base = self._settings.http_backoff_seconds * float(2 ** (state.attempt_number - 1))
+        return min(base + random.uniform(0, base), cap)
 
     async def _send_once(
         self, method: str, url: str, headers: Mapping[str, str] | None, json_body: Any
     ) -> HttpResponse:
         await self._pacer(url).wait_turn(self._sleep)
         try:
-            async with self._client.stream(method, url, headers=headers, json=json_body) as response:
+            async with self._client.stream(
+                method, url, headers=headers, json=json_body
+            ) as response:
                 body = await self._read_capped(response, url)
         except httpx.TimeoutException as exc:
             raise RetriableUpstreamError(f"timed out: {url}") from exc

@@ -11,7 +11,9 @@ GRACE = timedelta(hours=3)
 
 def parsed(key: str, start: datetime, *, name: str = "Round", minutes: int = 120) -> ParsedContest:
     end = start + timedelta(minutes=minutes)
-    return ParsedContest("codeforces", key, name, f"https://codeforces.com/contests/{key}", start, end, minutes * 60)
+    return ParsedContest(
+        "codeforces", key, name, f"https://codeforces.com/contests/{key}", start, end, minutes * 60
+    )
 
 
 def stored(
@@ -23,8 +25,16 @@ def stored(
     missing_since: datetime | None = None,
 ) -> StoredContest:
     return StoredContest(
-        contest_id, contest.key, contest.name, contest.url, contest.start, contest.end,
-        contest.duration_seconds, status, revision, missing_since,
+        contest_id,
+        contest.key,
+        contest.name,
+        contest.url,
+        contest.start,
+        contest.end,
+        contest.duration_seconds,
+        status,
+        revision,
+        missing_since,
     )
 
 
@@ -65,10 +75,16 @@ def test_reschedule_updates_the_same_row_and_bumps_revision() -> None:
 
 
 def test_rename_bumps_revision() -> None:
-    plan = plan_merge([stored(parsed("1", TOMORROW))], [parsed("1", TOMORROW, name="New")], NOW, GRACE)
+    plan = plan_merge(
+        [stored(parsed("1", TOMORROW))], [parsed("1", TOMORROW, name="New")], NOW, GRACE
+    )
     (update,) = plan.updates
     assert update.change is ChangeKind.RENAMED
-    assert update.values == {"name": "New", "url": "https://codeforces.com/contests/1", "revision": 2}
+    assert update.values == {
+        "name": "New",
+        "url": "https://codeforces.com/contests/1",
+        "revision": 2,
+    }
 
 
 def test_missing_contest_waits_for_the_grace_period() -> None:
@@ -116,7 +132,9 @@ def test_cancelled_contest_that_reappears_is_restored() -> None:
 
 def test_reappearing_within_grace_clears_missing_without_a_revision() -> None:
     contest = parsed("1", TOMORROW)
-    plan = plan_merge([stored(contest, missing_since=NOW - timedelta(hours=1))], [contest], NOW, GRACE)
+    plan = plan_merge(
+        [stored(contest, missing_since=NOW - timedelta(hours=1))], [contest], NOW, GRACE
+    )
     (update,) = plan.updates
     assert update.values == {"missing_since": None}
     assert plan.changes == []

@@ -53,9 +53,7 @@ async def all_rows(database: Database) -> list[dict[str, Any]]:
         ]
 
 
-async def test_refresh_stores_every_platform(
-    service: ContestService, replay: ReplayServer
-) -> None:
+async def test_refresh_stores_every_platform(service: ContestService, replay: ReplayServer) -> None:
     serve_all(replay)
     reports = await service.refresh()
     assert {r.platform: r.error for r in reports} == dict.fromkeys(PLATFORMS)
@@ -67,7 +65,9 @@ async def test_refresh_stores_every_platform(
     assert all(health[p].last_success_at == RECORDED_AT for p in PLATFORMS)
 
 
-async def test_second_refresh_changes_nothing(service: ContestService, replay: ReplayServer) -> None:
+async def test_second_refresh_changes_nothing(
+    service: ContestService, replay: ReplayServer
+) -> None:
     serve_all(replay)
     await service.refresh()
     reports = await service.refresh()
@@ -95,7 +95,8 @@ FAULTS: dict[str, Reply] = {
     "http-429-retry-after": Reply(429, b"slow down", headers={"Retry-After": "1"}),
     "timeout": Reply(200, b"{}", delay=1.0),
     "html-error-page-200": Reply(
-        200, b"<html><body><h1>Codeforces is temporarily unavailable</h1></body></html>",
+        200,
+        b"<html><body><h1>Codeforces is temporarily unavailable</h1></body></html>",
         headers={"Content-Type": "text/html"},
     ),
     "truncated-json": Reply(200, b'{"status":"OK","result":[{"id":2028,"name":"Codeforces Ro'),
@@ -109,7 +110,11 @@ FAULTS: dict[str, Reply] = {
 
 @pytest.mark.parametrize("fault", FAULTS, ids=list(FAULTS))
 async def test_upstream_fault_changes_nothing_stored(
-    service: ContestService, replay: ReplayServer, database: Database, clock: MutableClock, fault: str
+    service: ContestService,
+    replay: ReplayServer,
+    database: Database,
+    clock: MutableClock,
+    fault: str,
 ) -> None:
     serve_all(replay)
     await service.refresh()
@@ -144,7 +149,10 @@ async def test_reschedule_updates_the_same_row(
     assert report.changes == [("2100", ChangeKind.RESCHEDULED)]
     (after,) = await service.upcoming(["codeforces"])
     assert (after.id, after.start, after.duration_seconds, after.revision) == (
-        before.id, moved, 150 * 60, 2,
+        before.id,
+        moved,
+        150 * 60,
+        2,
     )
     assert after.first_seen_at == RECORDED_AT
     assert after.updated_at == clock.now
@@ -198,7 +206,10 @@ async def test_ended_contests_are_kept_then_pruned_after_retention(
     start = RECORDED_AT + timedelta(days=1)
     replay.serve("codeforces", json_reply(codeforces_document((2301, "Old", start, 60))))
     await service.refresh(["codeforces"])
-    replay.serve("codeforces", json_reply(codeforces_document((2302, "Later", start + timedelta(days=200), 60))))
+    replay.serve(
+        "codeforces",
+        json_reply(codeforces_document((2302, "Later", start + timedelta(days=200), 60))),
+    )
 
     clock.now = start + timedelta(days=89)
     await service.refresh(["codeforces"])

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Protocol
 
-from icalendar import Alarm, Calendar, Event
+from icalendar import Alarm, Calendar, Event, vDuration
 
 from cpsync.contests.models import Contest, ContestStatus
 
@@ -54,10 +54,11 @@ def build_calendar(
     calendar.add("calscale", "GREGORIAN")
     calendar.add("x-wr-calname", name)
     calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
-    calendar.add("x-published-ttl", REFRESH)
+    # An X- property has no known type: icalendar would write the timedelta as text.
+    calendar.add("x-published-ttl", vDuration(REFRESH), encode=False)
     for contest in contests:
         calendar.add_component(_event(contest, reminder_minutes))
-    return calendar.to_ical()
+    return bytes(calendar.to_ical())
 
 
 def _event(contest: Contest, reminder_minutes: Sequence[int]) -> Event:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,16 +37,14 @@ class ContestRepository:
                 Contest.missing_since,
             ).where(Contest.platform == platform)
         )
-        return [StoredContest(*row) for row in rows]
+        return [StoredContest(**row._mapping) for row in rows]
 
     async def apply_merge(self, platform: str, plan: MergePlan, now: datetime) -> None:
         await self._insert_new(plan.inserts, now)
-        for change in plan.updates:
-            await self._session.execute(
-                update(Contest)
-                .where(Contest.id == change.contest_id)
-                .values(**change.values, updated_at=now)
-            )
+        if plan.updates:
+            # ORM bulk UPDATE by primary key: one executemany per shape of change.
+            rows = [{"id": u.contest_id, **u.values, "updated_at": now} for u in plan.updates]
+            await self._session.execute(update(Contest), rows)
         for offset in range(0, len(plan.seen_ids), _CHUNK):
             chunk = plan.seen_ids[offset : offset + _CHUNK]
             await self._session.execute(
@@ -71,13 +69,13 @@ class ContestRepository:
             }
             for c in contests
         ]
-        insert = pg_insert if self._session.bind.dialect.name == "postgresql" else sqlite_insert
-        for offset in range(0, len(rows), _CHUNK // 12):
-            statement = insert(Contest).values(rows[offset : offset + _CHUNK // 12])
-            # A concurrent refresh may have inserted the same contest; it wins, we don't fail.
-            await self._session.execute(
-                statement.on_conflict_do_nothing(index_elements=["platform", "key"])
-            )
+        if not rows:
+            return
+        dialect = self._session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        # A concurrent refresh may have inserted the same contest; it wins, we don't fail.
+        statement = insert(Contest).on_conflict_do_nothing(index_elements=["platform", "key"])
+        await self._session.execute(statement, rows)
 
     async def not_ended(
         self,
@@ -87,7 +85,7 @@ class ContestRepository:
         starts_before: datetime | None = None,
         include_cancelled: bool = False,
     ) -> list[Contest]:
-        query: Select[tuple[Contest]] = select(Contest).where(Contest.end > now)
+        query = select(Contest).where(Contest.end > now)
         if platforms:
             query = query.where(Contest.platform.in_(platforms))
         if starts_before is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from cpsync.clock import Clock
 from cpsync.contests.merge import ChangeKind, MergePlan, plan_merge
@@ -109,7 +109,9 @@ class ContestService:
             or row.last_attempt_at < cutoff
         ]
 
-    async def health(self, platforms: Sequence[str] = tuple(PLATFORMS)) -> dict[str, PlatformHealth]:
+    async def health(
+        self, platforms: Sequence[str] = tuple(PLATFORMS)
+    ) -> dict[str, PlatformHealth]:
         async with self._db.session() as session:
             return await ContestRepository(session).health(platforms)
 

@@ -20,7 +20,8 @@ from cpsync.platforms.base import (
 
 NAME = "atcoder"
 _JST = timezone(timedelta(hours=9), "JST")
-# Running contests first: they are the ones a calendar most needs to keep.
+# A running contest moves from the upcoming table to the action one; read both so it
+# stays listed until it ends.
 _TABLES = ("#contest-table-action", "#contest-table-upcoming")
 _CONTEST_HREF = re.compile(r"/contests/([^/?#\s]+)")
 _DURATION = re.compile(r"(\d+):([0-5]\d)")

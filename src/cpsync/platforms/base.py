@@ -129,13 +129,15 @@ def collect(
 
     `build` returns a ParsedContest, or None for an item that is legitimately not a
     contest we list (e.g. already finished); any ValueError, KeyError, TypeError or
-    pydantic ValidationError it raises marks that one item as skipped.
+    pydantic ValidationError (or OverflowError/OSError from out-of-range timestamps)
+    it raises marks that one item as skipped.
     """
     for index, item in enumerate(items):
         result.items_seen += 1
+        # OSError too: datetime.fromtimestamp raises it (EOVERFLOW) for some huge timestamps.
         try:
             contest = build(item)
-        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError) as exc:
             result.skipped.append(f"item {index}: {_short(exc)}")
             continue
         if contest is not None and contest.end > fetched_at:

@@ -67,7 +67,7 @@ def _contest_items(payload: bytes) -> list[Any]:
         raise CodechefParseError(f"codechef: API answered {envelope.status[:50]!r}: {detail}")
     if envelope.present_contests is None and envelope.future_contests is None:
         raise CodechefParseError("codechef: neither `present_contests` nor `future_contests`")
-    # Running contests first: they are the ones a calendar most needs to keep.
+    # Running contests move from future_contests to present_contests; keep them until they end.
     return [*(envelope.present_contests or []), *(envelope.future_contests or [])]
 
 

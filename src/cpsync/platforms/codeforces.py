@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
 
 from cpsync.platforms.base import (
     ParsedContest,
@@ -26,13 +27,13 @@ class CodeforcesParseError(ParseError):
 
 
 class _Contest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel)
 
     id: int
     name: str
     phase: str
-    durationSeconds: int  # noqa: N815 - upstream's field name
-    startTimeSeconds: int | None = None  # noqa: N815
+    duration_seconds: int
+    start_time_seconds: int | None = None
 
 
 class CodeforcesPlatform:
@@ -69,17 +70,17 @@ def _build(item: Any) -> ParsedContest | None:
     contest = _Contest.model_validate(item)
     if contest.phase not in _LISTED_PHASES:
         return None
-    if contest.startTimeSeconds is None:
+    if contest.start_time_seconds is None:
         return None  # announced without a date: nothing to put in a calendar yet
-    start = datetime.fromtimestamp(contest.startTimeSeconds, UTC)
+    start = datetime.fromtimestamp(contest.start_time_seconds, UTC)
     return make_contest(
         NAME,
         key=contest.id,
         name=contest.name,
         url=f"https://codeforces.com/contests/{contest.id}",
         start=start,
-        end=start + timedelta(seconds=contest.durationSeconds),
-        duration_seconds=contest.durationSeconds,
+        end=start + timedelta(seconds=contest.duration_seconds),
+        duration_seconds=contest.duration_seconds,
     )
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
 
 from cpsync.platforms.base import (
     BROWSER_HEADERS,
@@ -27,10 +28,10 @@ class LeetcodeParseError(ParseError):
 
 
 class _Data(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel)
 
-    allContests: list[Any] | None = None  # noqa: N815 - upstream's field name
-    upcomingContests: list[Any] | None = None  # noqa: N815
+    all_contests: list[Any] | None = None
+    upcoming_contests: list[Any] | None = None
 
 
 class _Envelope(BaseModel):
@@ -41,11 +42,11 @@ class _Envelope(BaseModel):
 
 
 class _Contest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel)
 
     title: str
-    titleSlug: str  # noqa: N815
-    startTime: int  # noqa: N815
+    title_slug: str
+    start_time: int
     duration: int
 
 
@@ -74,7 +75,7 @@ def _contest_items(payload: bytes) -> list[Any]:
     if envelope.data is None:
         raise LeetcodeParseError("leetcode: no `data` in the response (not a GraphQL answer)")
     # `allContests` is what we ask for; `upcomingContests` is the older, smaller field.
-    for items in (envelope.data.allContests, envelope.data.upcomingContests):
+    for items in (envelope.data.all_contests, envelope.data.upcoming_contests):
         if items is not None:
             return items
     raise LeetcodeParseError("leetcode: neither `allContests` nor `upcomingContests` in data")
@@ -106,12 +107,12 @@ def _shape_error(exc: ValidationError) -> LeetcodeParseError:
 
 def _build(item: Any) -> ParsedContest:
     contest = _Contest.model_validate(item)
-    start = datetime.fromtimestamp(contest.startTime, UTC)
+    start = datetime.fromtimestamp(contest.start_time, UTC)
     return make_contest(
         NAME,
-        key=contest.titleSlug,
+        key=contest.title_slug,
         name=contest.title,
-        url=f"https://leetcode.com/contest/{contest.titleSlug}",
+        url=f"https://leetcode.com/contest/{contest.title_slug.strip()}",
         start=start,
         end=start + timedelta(seconds=contest.duration),
         duration_seconds=contest.duration,
