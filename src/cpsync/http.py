@@ -146,9 +146,10 @@ class HttpClient:
             ) as response:
                 body = await self._read_capped(response, url)
         except httpx.TimeoutException as exc:
-            raise RetriableUpstreamError(f"timed out: {url}") from exc
+            raise RetriableUpstreamError(f"timed out: {urlsplit(url).netloc}") from exc
         except httpx.TransportError as exc:
-            raise RetriableUpstreamError(f"network error: {url}: {exc!r}") from exc
+            reason = str(exc) or type(exc).__name__
+            raise RetriableUpstreamError(f"cannot reach {urlsplit(url).netloc}: {reason}") from exc
         return _checked(HttpResponse(response.status_code, response.headers, body), url)
 
     async def _read_capped(self, response: httpx.Response, url: str) -> bytes:
