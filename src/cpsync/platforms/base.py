@@ -13,9 +13,12 @@ A platform module exposes a module-level object satisfying `Platform`:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from cpsync.errors import CpsyncError
 
@@ -42,6 +45,27 @@ class ParseError(CpsyncError):
     """An upstream payload that cannot be understood as a whole."""
 
     status_code = 502
+
+
+EnvelopeT = TypeVar("EnvelopeT", bound=BaseModel)
+
+
+def load_envelope(
+    payload: bytes, envelope: type[EnvelopeT], error: type[ParseError], platform: str
+) -> EnvelopeT:
+    """Decode a JSON object and validate its outer shape, or raise the platform's error."""
+    try:
+        document = json.loads(payload)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise error(f"{platform}: not JSON ({exc})") from exc
+    if not isinstance(document, dict):
+        raise error(f"{platform}: unexpected top-level value")
+    try:
+        return envelope.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = ".".join(str(part) for part in first["loc"])
+        raise error(f"{platform}: unexpected response shape ({location}: {first['msg']})") from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from cpsync.platforms.base import (
     BROWSER_HEADERS,
@@ -15,6 +14,7 @@ from cpsync.platforms.base import (
     ParseResult,
     PlatformRequest,
     collect,
+    load_envelope,
     make_contest,
 )
 
@@ -60,22 +60,7 @@ class Code360Platform:
 
 
 def _envelope(payload: bytes) -> _Envelope:
-    try:
-        document = json.loads(payload)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise Code360ParseError(f"code360: not JSON ({exc})") from exc
-    if not isinstance(document, dict):
-        raise Code360ParseError("code360: unexpected top-level value")
-    try:
-        return _Envelope.model_validate(document)
-    except ValidationError as exc:
-        raise _shape_error(exc) from exc
-
-
-def _shape_error(exc: ValidationError) -> Code360ParseError:
-    error = exc.errors()[0]
-    location = ".".join(str(part) for part in error["loc"])
-    return Code360ParseError(f"code360: unexpected response shape ({location}: {error['msg']})")
+    return load_envelope(payload, _Envelope, Code360ParseError, NAME)
 
 
 def _build(item: Any) -> ParsedContest:

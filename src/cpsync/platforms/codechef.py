@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from cpsync.platforms.base import (
     BROWSER_HEADERS,
@@ -16,6 +15,7 @@ from cpsync.platforms.base import (
     ParseResult,
     PlatformRequest,
     collect,
+    load_envelope,
     make_contest,
 )
 
@@ -72,22 +72,7 @@ def _contest_items(payload: bytes) -> list[Any]:
 
 
 def _envelope(payload: bytes) -> _Envelope:
-    try:
-        document = json.loads(payload)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise CodechefParseError(f"codechef: not JSON ({exc})") from exc
-    if not isinstance(document, dict):
-        raise CodechefParseError("codechef: unexpected top-level value")
-    try:
-        return _Envelope.model_validate(document)
-    except ValidationError as exc:
-        raise _shape_error(exc) from exc
-
-
-def _shape_error(exc: ValidationError) -> CodechefParseError:
-    error = exc.errors()[0]
-    location = ".".join(str(part) for part in error["loc"])
-    return CodechefParseError(f"codechef: unexpected response shape ({location}: {error['msg']})")
+    return load_envelope(payload, _Envelope, CodechefParseError, NAME)
 
 
 def _build(item: Any) -> ParsedContest:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from cpsync.platforms.base import (
     BROWSER_HEADERS,
@@ -15,6 +14,7 @@ from cpsync.platforms.base import (
     ParseResult,
     PlatformRequest,
     collect,
+    load_envelope,
     make_contest,
 )
 
@@ -55,24 +55,7 @@ class HackerrankPlatform:
 
 
 def _envelope(payload: bytes) -> _Envelope:
-    try:
-        document = json.loads(payload)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise HackerrankParseError(f"hackerrank: not JSON ({exc})") from exc
-    if not isinstance(document, dict):
-        raise HackerrankParseError("hackerrank: unexpected top-level value")
-    try:
-        return _Envelope.model_validate(document)
-    except ValidationError as exc:
-        raise _shape_error(exc) from exc
-
-
-def _shape_error(exc: ValidationError) -> HackerrankParseError:
-    error = exc.errors()[0]
-    location = ".".join(str(part) for part in error["loc"])
-    return HackerrankParseError(
-        f"hackerrank: unexpected response shape ({location}: {error['msg']})"
-    )
+    return load_envelope(payload, _Envelope, HackerrankParseError, NAME)
 
 
 def _build(item: Any) -> ParsedContest:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from cpsync.platforms.base import (
@@ -16,6 +15,7 @@ from cpsync.platforms.base import (
     ParseResult,
     PlatformRequest,
     collect,
+    load_envelope,
     make_contest,
 )
 
@@ -82,27 +82,12 @@ def _contest_items(payload: bytes) -> list[Any]:
 
 
 def _envelope(payload: bytes) -> _Envelope:
-    try:
-        document = json.loads(payload)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise LeetcodeParseError(f"leetcode: not JSON ({exc})") from exc
-    if not isinstance(document, dict):
-        raise LeetcodeParseError("leetcode: unexpected top-level value")
-    try:
-        return _Envelope.model_validate(document)
-    except ValidationError as exc:
-        raise _shape_error(exc) from exc
+    return load_envelope(payload, _Envelope, LeetcodeParseError, NAME)
 
 
 def _error_text(errors: list[Any]) -> str:
     message = errors[0].get("message") if isinstance(errors[0], dict) else None
     return message[:200] if isinstance(message, str) else "no error message"
-
-
-def _shape_error(exc: ValidationError) -> LeetcodeParseError:
-    error = exc.errors()[0]
-    location = ".".join(str(part) for part in error["loc"])
-    return LeetcodeParseError(f"leetcode: unexpected response shape ({location}: {error['msg']})")
 
 
 def _build(item: Any) -> ParsedContest:
