@@ -146,3 +146,12 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert parse_retry_after("Sun, 22 Nov 2026 11:00:00 GMT", now) == 0.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+async def test_errors_carry_the_answer_body(server: ReplayServer) -> None:
+    url = route(server, Reply(400, b'{"status":"FAILED","comment":"handles: bad"}'))
+    async with HttpClient(client_settings()) as http:
+        with pytest.raises(PermanentUpstreamError) as caught:
+            await http.request("GET", url)
+    assert caught.value.body == b'{"status":"FAILED","comment":"handles: bad"}'
+    assert caught.value.upstream_status == 400

@@ -35,18 +35,29 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class UpstreamError(CpsyncError):
+    """`upstream_status` and `body` hold the site's answer, when there was one: APIs such
+    as Codeforces explain a 400 or 503 in the body."""
+
     status_code = 502
 
-    def __init__(self, message: str, *, upstream_status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, upstream_status: int | None = None, body: bytes = b""
+    ) -> None:
         super().__init__(message)
         self.upstream_status = upstream_status
+        self.body = body
 
 
 class RetriableUpstreamError(UpstreamError):
     def __init__(
-        self, message: str, *, upstream_status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        upstream_status: int | None = None,
+        body: bytes = b"",
+        retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, upstream_status=upstream_status)
+        super().__init__(message, upstream_status=upstream_status, body=body)
         self.retry_after = retry_after
 
 
@@ -136,21 +147,39 @@ class HttpClient:
         base = self._settings.http_backoff_seconds * float(2 ** (state.attempt_number - 1))
         return min(base + random.uniform(0, base), cap)
 
-    async def _send_once(
-        self, method: str, url: str, headers: Mapping[str, str] | None, json_body: Any
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        json_body: Any = None,
     ) -> HttpResponse:
+        """One paced, size-capped attempt that hands back any status as a value.
+
+        For callers to whom a 409 or 412 is an answer, not a failure, and which run their
+        own retry loop (the calendar sinks). Network trouble raises RetriableUpstreamError.
+        """
         await self._pacer(url).wait_turn(self._sleep)
+        host = urlsplit(url).netloc
         try:
             async with self._client.stream(
-                method, url, headers=headers, json=json_body
+                method, url, headers=headers, content=content, json=json_body
             ) as response:
                 body = await self._read_capped(response, url)
         except httpx.TimeoutException as exc:
-            raise RetriableUpstreamError(f"timed out: {urlsplit(url).netloc}") from exc
+            raise RetriableUpstreamError(f"timed out: {host}") from exc
         except httpx.TransportError as exc:
             reason = str(exc) or type(exc).__name__
-            raise RetriableUpstreamError(f"cannot reach {urlsplit(url).netloc}: {reason}") from exc
-        return _checked(HttpResponse(response.status_code, response.headers, body), url)
+            raise RetriableUpstreamError(f"cannot reach {host}: {reason}") from exc
+        return HttpResponse(response.status_code, response.headers, body)
+
+    async def _send_once(
+        self, method: str, url: str, headers: Mapping[str, str] | None, json_body: Any
+    ) -> HttpResponse:
+        response = await self.send(method, url, headers=headers, json_body=json_body)
+        return _checked(response, url)
 
     async def _read_capped(self, response: httpx.Response, url: str) -> bytes:
         limit = self._settings.http_max_response_bytes
@@ -179,10 +208,13 @@ def _checked(response: HttpResponse, url: str) -> HttpResponse:
         raise RetriableUpstreamError(
             f"HTTP {status} from {url}",
             upstream_status=status,
+            body=response.body,
             retry_after=parse_retry_after(response.headers.get("retry-after")),
         )
     if status >= 400:
-        raise PermanentUpstreamError(f"HTTP {status} from {url}", upstream_status=status)
+        raise PermanentUpstreamError(
+            f"HTTP {status} from {url}", upstream_status=status, body=response.body
+        )
     return response
 
 

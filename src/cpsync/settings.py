@@ -48,7 +48,36 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=90, ge=1)
     staleness_minutes: int = Field(default=60, ge=0)
     calendar_name: str = "Programming contests (cpsync)"
+
+    # Task queue (see cpsync.queue). Deployments sharing a broker use different names.
+    queue_name: str = Field(default="cpsync", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    queue_max_retries: int = Field(default=5, ge=0, le=50)
+    queue_retry_delay_seconds: float = Field(default=5.0, ge=0)
+    queue_redeliver_seconds: float = Field(default=60.0, gt=0)
     timezone: str = ""
+
+    # Web app (`cpsync serve`).
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    # Comma-separated `id:base64key` (32-byte keys), newest first.
+    encryption_keys: str = ""
+    trusted_proxies: str = ""
+    refresh_interval_minutes: float = Field(default=30, ge=0)
+    session_idle_hours: float = Field(default=48, gt=0)
+    session_absolute_days: float = Field(default=14, gt=0)
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_header_bytes: int = Field(default=16 * 1024, gt=0)
+    rate_limit_window_seconds: int = Field(default=60, gt=0)
+    rate_limit_requests: int = Field(default=300, gt=0)
+    rate_limit_auth_requests: int = Field(default=10, gt=0)
+    server_limit_concurrency: int = Field(default=200, gt=0)
+    server_keep_alive_seconds: int = Field(default=5, gt=0)
+
+    google_client_id: str = ""
+    google_client_secret: str = ""
+    google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
+    google_userinfo_url: str = "https://openidconnect.googleapis.com/v1/userinfo"
 
     @field_validator("timezone")
     @classmethod
@@ -64,6 +93,23 @@ class Settings(BaseSettings):
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("public_url must start with http:// or https://")
+        return value
+
+    @property
+    def google_enabled(self) -> bool:
+        return bool(self.google_client_id and self.google_client_secret)
+
+    @property
+    def plain_http_localhost(self) -> bool:
+        """Serving plain HTTP on this machine only: the one case for non-Secure cookies."""
+        return self.public_url.startswith(("http://localhost", "http://127.0.0.1", "http://[::1]"))
 
     def resolved_database_url(self) -> str:
         """The configured URL, or a SQLite file in the data directory."""
