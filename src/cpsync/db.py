@@ -122,7 +122,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-async def upgrade_schema(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade_schema(engine: AsyncEngine, revision: str = "heads") -> None:
+    """Apply migrations. Domains add their tables on branches from the accounts revision,
+    so the target is every head."""
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Several processes may start at once; one migrates, the others wait.
