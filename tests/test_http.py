@@ -117,7 +117,7 @@ async def test_timeout_is_retried_then_reported(server: ReplayServer) -> None:
 
 async def test_connection_refused_is_a_retriable_error() -> None:
     async with HttpClient(client_settings(http_max_retries=0)) as http:
-        with pytest.raises(RetriableUpstreamError, match="cannot reach 127.0.0.1:9"):
+        with pytest.raises(RetriableUpstreamError, match=r"cannot reach 127\.0\.0\.1:9"):
             await http.request("GET", "http://127.0.0.1:9/nothing")
 
 
