@@ -1,0 +1,1 @@
+"""Student progress: Codeforces client, throttle, sync planner, statistics, reminders."""
