@@ -1,0 +1,1 @@
+"""Calendar sinks: plan what a user's calendar should change, then push it (Google, CalDAV)."""

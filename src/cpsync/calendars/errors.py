@@ -1,0 +1,36 @@
+"""Errors of the calendar sinks.
+
+    CalendarError (CpsyncError)
+    ├── PermanentCalendarError     retrying will not help; the user or an operator must act
+    │   └── ReconnectRequiredError the refresh token was revoked or expired (`invalid_grant`):
+    │                              mark the link "needs reconnect" and stop syncing it
+    └── RetriableCalendarError     the calendar is unavailable for now; `retry_after` seconds
+                                   if the server said
+
+Failures of single event writes are not raised: they come back as `CallResult` values
+with `Outcome.FAILED`, so one bad event never hides what happened to the others.
+"""
+
+from __future__ import annotations
+
+from cpsync.errors import CpsyncError
+
+
+class CalendarError(CpsyncError):
+    status_code = 502
+
+
+class PermanentCalendarError(CalendarError):
+    pass
+
+
+class ReconnectRequiredError(PermanentCalendarError):
+    status_code = 409
+
+
+class RetriableCalendarError(CalendarError):
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
