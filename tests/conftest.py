@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from cpsync.db import Base, Database, open_database
 from cpsync.settings import Settings
+from tests.radicale_server import radicale_server
 from tests.replay import ReplayServer, replay_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -102,3 +103,10 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
             await connection.execute(text(f'DELETE FROM "{table.name}"'))
     yield db
     await db.dispose()
+
+
+@pytest.fixture(scope="session")
+def radicale_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Radicale CalDAV server for the whole session, on a free port."""
+    with radicale_server(tmp_path_factory.mktemp("radicale")) as url:
+        yield url

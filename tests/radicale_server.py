@@ -28,9 +28,10 @@ def radicale_server(folder: Path) -> Iterator[str]:
         "[server]\n"
         f"hosts = 127.0.0.1:{port}\n"
         "[auth]\ntype = none\n"
-        "[rights]\ntype = authenticated\n"
+        "[rights]\ntype = owner_only\n"
         "[storage]\n"
         f"filesystem_folder = {folder / 'collections'}\n"
+        "[web]\ntype = none\n"
         "[logging]\nlevel = warning\n"
     )
     process = subprocess.Popen(
@@ -55,7 +56,7 @@ def _wait_until_up(base_url: str, process: subprocess.Popen[bytes]) -> None:
         if process.poll() is not None:
             raise RuntimeError("radicale exited at start")
         try:
-            httpx.get(base_url + "/.web/", timeout=0.5)
+            httpx.options(base_url + "/", timeout=0.5)
             return
         except httpx.TransportError:
             time.sleep(0.05)

@@ -3,16 +3,11 @@ that drives either sink through the same scenarios as the future service would."
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -211,55 +206,6 @@ def google_harness(google_server: FakeGoogleServer, http: HttpClient) -> GoogleH
     harness = GoogleHarness("google", make_google_sink(google_server, http, sleep))
     harness.server, harness.sleep = google_server, sleep
     return harness
-
-
-# -- Radicale ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="session")
-def radicale_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Radicale on a free port with its own storage; stopped by its PID at the end."""
-    folder = tmp_path_factory.mktemp("radicale")
-    port = free_port()
-    config = folder / "config"
-    config.write_text(
-        f"[server]\nhosts = 127.0.0.1:{port}\n"
-        "[auth]\ntype = none\n"
-        "[rights]\ntype = owner_only\n"
-        f"[storage]\nfilesystem_folder = {folder / 'collections'}\n"
-        "[web]\ntype = none\n"
-        "[logging]\nlevel = warning\n"
-    )
-    log = (folder / "radicale.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "radicale", "--config", str(config)], stdout=log, stderr=log
-    )
-    try:
-        _wait_for_port(port, process, folder / "radicale.log")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"radicale exited: {log.read_text()}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    pytest.fail("radicale did not start within 15 s")
 
 
 class CalDavHarness(Harness):

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
-import pytest
 from icalendar import Calendar
 
 from cpsync.contests.ics import build_calendar, event_uid
 from cpsync.contests.models import Contest
-from tests.radicale_server import radicale_server
 
 T0 = datetime(2026, 12, 1, 14, 35, tzinfo=UTC)
 PROPFIND_ETAGS = b'<?xml version="1.0"?><propfind xmlns="DAV:"><prop><getetag/></prop></propfind>'
@@ -113,14 +110,8 @@ def test_reminders_become_alarms_on_live_events_only() -> None:
     assert events[event_uid("codeforces", "2999")].walk("VALARM") == []
 
 
-@pytest.fixture(scope="module")
-def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with radicale_server(tmp_path_factory.mktemp("radicale")) as url:
-        yield url
-
-
-def test_radicale_accepts_the_calendar(radicale: str, tmp_path: Path) -> None:
-    collection = f"{radicale}/tester/contests/"
+def test_radicale_accepts_the_calendar(radicale_url: str) -> None:
+    collection = f"{radicale_url}/tester/contests-{uuid.uuid4().hex[:8]}/"
     body = build_calendar(sample(), name="cpsync test")
     with httpx.Client(auth=("tester", "x"), timeout=10) as client:
         put = client.put(collection, content=body, headers={"Content-Type": "text/calendar"})
