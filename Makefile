@@ -4,15 +4,39 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install vendor browser run test lint bench clean
 
-$(STAMP): pyproject.toml
+## Front-end packages pinned in package-lock.json (npm registry, never a CDN, never committed).
+VENDOR := src/cpsync/web/static/vendor
+VENDORED := $(VENDOR)/htmx.min.js $(VENDOR)/chart.umd.min.js
+
+$(STAMP): pyproject.toml | $(VENDORED) browser
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) vendor browser
+
+$(VENDORED) &: package.json package-lock.json
+	@command -v npm >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y npm; }
+	npm ci --no-audit --no-fund
+	mkdir -p $(VENDOR)
+	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx.min.js
+	cp node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/chart.umd.min.js
+
+vendor: $(VENDORED)
+
+## Debian's Chromium for the browser tests (Playwright cannot download browsers here).
+browser:
+	@if [ -x /usr/bin/chromium ]; then \
+		echo "chromium already installed"; \
+	else \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium; \
+	fi
 
 ## The main job on the embedded default (SQLite, no servers): fetch, then list.
 run: $(STAMP)

@@ -275,3 +275,178 @@ def _redacted(url: str) -> str:
     if "@" in rest:
         rest = "***@" + rest.split("@", 1)[1]
     return f"{scheme}{sep}{rest}"
+
+
+# Web app, accounts and keys.
+
+users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage the encryption keys for secrets at rest.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+
+BOOTSTRAP_HINT = (
+    "No user accounts yet. Create the first admin with:\n"
+    "  cpsync users create --admin --email you@example.com"
+)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the web app and refresh contests on a schedule."""
+    import uvicorn
+
+    from cpsync.web.app import create_app
+
+    runtime: Runtime = ctx.obj
+    settings = runtime.settings
+    if "public_url" not in settings.model_fields_set:
+        # Links (feed URLs, the Google redirect) point at where this process listens.
+        local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        settings = settings.model_copy(update={"public_url": f"http://{local}:{port}"})
+    if _run(_count_users(runtime)) == 0:
+        _console(to_stderr=True).print(f"[yellow]{BOOTSTRAP_HINT}[/]")
+    try:
+        web = create_app(settings, clock=runtime.clock)
+    except CpsyncError as exc:
+        _fail(exc.message)
+    message = f"serving on http://{host}:{port} (public URL {settings.public_url})"
+    _console(to_stderr=True).print(message)
+    uvicorn.run(
+        web,
+        host=host,
+        port=port,
+        proxy_headers=False,  # cpsync reads X-Forwarded-For itself, for trusted proxies only
+        server_header=False,
+        limit_concurrency=settings.server_limit_concurrency,
+        timeout_keep_alive=settings.server_keep_alive_seconds,
+        timeout_graceful_shutdown=10,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        log_level="info",
+    )
+
+
+async def _count_users(runtime: Runtime) -> int:
+    from cpsync.accounts.repository import AccountRepository
+
+    db = await open_database(runtime.settings)
+    try:
+        async with db.session() as session:
+            return await AccountRepository(session).count_users()
+    finally:
+        await db.dispose()
+
+
+@users_app.command("create")
+def users_create(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Option(prompt=True, help="Sign-in email.")],
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Password.")
+    ],
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+    role: Annotated[str | None, typer.Option(help="admin, coach or member.")] = None,
+) -> None:
+    """Create a local account (the first one with --admin)."""
+    from cpsync.accounts.models import Role
+    from cpsync.accounts.schemas import check_password, normalise_email
+
+    try:
+        address = normalise_email(email)
+        check_password(password)
+        chosen = Role(role) if role else (Role.ADMIN if admin else Role.MEMBER)
+    except ValueError as exc:
+        _fail(str(exc).splitlines()[0])
+    if admin and role and chosen != Role.ADMIN:
+        _fail("--admin and --role disagree")
+    user_id = _run(_create_user(ctx.obj, address, password, chosen))
+    _console().print(f"created {chosen} {address} (id {user_id})")
+
+
+async def _create_user(runtime: Runtime, email: str, password: str, role: Any) -> int:
+    from cpsync.accounts.crypto import load_keyring
+    from cpsync.accounts.service import AccountService
+    from cpsync.accounts.sessions import SessionPolicy
+
+    db = await open_database(runtime.settings)
+    try:
+        async with db.session() as session, session.begin():
+            service = AccountService(
+                session,
+                load_keyring(runtime.settings),
+                SessionPolicy.from_settings(runtime.settings),
+                runtime.clock,
+            )
+            user = await service.create_user(email, password, role)
+            return user.id
+    finally:
+        await db.dispose()
+
+
+@users_app.command("list")
+def users_list(ctx: typer.Context) -> None:
+    """List user accounts."""
+    runtime: Runtime = ctx.obj
+
+    async def load() -> list[tuple[int, str, str, datetime]]:
+        from cpsync.accounts.repository import AccountRepository
+
+        db = await open_database(runtime.settings)
+        try:
+            async with db.session() as session:
+                users = await AccountRepository(session).users()
+                return [(u.id, u.email, u.role, u.created_at) for u in users]
+        finally:
+            await db.dispose()
+
+    rows = _run(load())
+    if not rows:
+        _console().print(BOOTSTRAP_HINT)
+        return
+    table = Table("id", "email", "role", "created")
+    zone = runtime.settings.display_zone()
+    for user_id, email, role, created in rows:
+        table.add_row(str(user_id), email, role, _when(created, zone))
+    _console().print(table)
+
+
+@keys_app.command("generate")
+def keys_generate(
+    key_id: Annotated[str | None, typer.Option("--id", help="Key id; random if omitted.")] = None,
+) -> None:
+    """Print a new `id:base64key` to put first in CPSYNC_ENCRYPTION_KEYS."""
+    from cpsync.accounts.crypto import generate_key_spec
+
+    sys.stdout.write(generate_key_spec(key_id) + "\n")
+
+
+@keys_app.command("rotate")
+def keys_rotate(ctx: typer.Context) -> None:
+    """Re-encrypt every stored secret under the newest key in CPSYNC_ENCRYPTION_KEYS."""
+    runtime: Runtime = ctx.obj
+
+    async def rotate() -> tuple[int, str]:
+        from cpsync.accounts.crypto import load_keyring
+        from cpsync.accounts.keys import rotate_columns
+
+        keyring = load_keyring(runtime.settings)
+        db = await open_database(runtime.settings)
+        try:
+            async with db.session() as session, session.begin():
+                changed = await rotate_columns(session, keyring, encrypted_columns())
+                return changed, keyring.newest_id
+        finally:
+            await db.dispose()
+
+    changed, newest = _run(rotate())
+    _console().print(f"re-encrypted {changed} secret(s) under key {newest!r}")
+
+
+def encrypted_columns() -> list[Any]:
+    """Every encrypted column of every domain, for `keys rotate`."""
+    from cpsync.accounts.service import ACCOUNT_SECRETS
+
+    return [*ACCOUNT_SECRETS]

@@ -1,0 +1,1 @@
+"""Accounts: users, local and Google sign-in, sessions, CSRF, feed tokens, secrets at rest."""

@@ -1,0 +1,104 @@
+"""Every query of the accounts domain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cpsync.accounts.models import FeedToken, OAuthLink, Preferences, User, UserSession
+
+
+class AccountRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, row: object) -> None:
+        self._session.add(row)
+
+    async def flush(self) -> None:
+        await self._session.flush()
+
+    async def count_users(self) -> int:
+        return int(await self._session.scalar(select(func.count(User.id))) or 0)
+
+    async def users(self) -> Sequence[User]:
+        return (await self._session.scalars(select(User).order_by(User.created_at, User.id))).all()
+
+    async def user_by_id(self, user_id: int) -> User | None:
+        return await self._session.get(User, user_id)
+
+    async def user_by_email(self, email: str) -> User | None:
+        return await self._session.scalar(select(User).where(User.email == email))
+
+    async def session_with_user(self, id_hash: str) -> tuple[UserSession, User] | None:
+        row = (
+            await self._session.execute(
+                select(UserSession, User)
+                .join(User, User.id == UserSession.user_id)
+                .where(UserSession.id_hash == id_hash)
+            )
+        ).first()
+        return (row[0], row[1]) if row is not None else None
+
+    async def delete_session(self, id_hash: str) -> None:
+        await self._session.execute(delete(UserSession).where(UserSession.id_hash == id_hash))
+
+    async def delete_sessions_of(self, user_id: int) -> None:
+        await self._session.execute(delete(UserSession).where(UserSession.user_id == user_id))
+
+    async def delete_expired_sessions(
+        self, created_before: datetime, seen_before: datetime, user_id: int | None = None
+    ) -> None:
+        query = delete(UserSession).where(
+            (UserSession.created_at <= created_before) | (UserSession.last_seen_at <= seen_before)
+        )
+        if user_id is not None:
+            query = query.where(UserSession.user_id == user_id)
+        await self._session.execute(query)
+
+    async def touch_session(self, id_hash: str, now: datetime) -> None:
+        await self._session.execute(
+            update(UserSession).where(UserSession.id_hash == id_hash).values(last_seen_at=now)
+        )
+
+    async def preferences(self, user_id: int) -> Preferences | None:
+        return await self._session.get(Preferences, user_id)
+
+    async def feed_token_of(self, user_id: int) -> FeedToken | None:
+        return await self._session.get(FeedToken, user_id)
+
+    async def feed_token_by_hash(self, token_hash: str) -> FeedToken | None:
+        return await self._session.scalar(
+            select(FeedToken).where(FeedToken.token_hash == token_hash)
+        )
+
+    async def feed_owner(
+        self, token_hash: str
+    ) -> tuple[FeedToken, User, Preferences | None] | None:
+        """The token row, its user and their preferences, in one indexed query."""
+        row = (
+            await self._session.execute(
+                select(FeedToken, User, Preferences)
+                .join(User, User.id == FeedToken.user_id)
+                .outerjoin(Preferences, Preferences.user_id == User.id)
+                .where(FeedToken.token_hash == token_hash)
+            )
+        ).first()
+        return (row[0], row[1], row[2]) if row is not None else None
+
+    async def delete_feed_token(self, user_id: int) -> None:
+        await self._session.execute(delete(FeedToken).where(FeedToken.user_id == user_id))
+
+    async def oauth_link(self, provider: str, subject: str) -> OAuthLink | None:
+        return await self._session.scalar(
+            select(OAuthLink).where(OAuthLink.provider == provider, OAuthLink.subject == subject)
+        )
+
+    async def all_feed_tokens(self) -> Sequence[FeedToken]:
+        return (await self._session.scalars(select(FeedToken))).all()
+
+    async def all_oauth_links(self) -> Sequence[OAuthLink]:
+        return (await self._session.scalars(select(OAuthLink))).all()

@@ -1,0 +1,212 @@
+"""Sign-up, sign-in (local and Google), sign-out. Thin: parse, call the service, answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+
+from cpsync.accounts import google
+from cpsync.accounts.csrf import tokens_match
+from cpsync.accounts.models import User
+from cpsync.accounts.schemas import SigninForm, SignupForm, field_errors
+from cpsync.accounts.service import AccountService, EmailTakenError, GoogleSignInError
+from cpsync.accounts.sessions import PRESESSION_COOKIE, SESSION_COOKIE
+from cpsync.web.context import AppContext
+from cpsync.web.deps import AccountsDep, ContextDep, CsrfProtected, CurrentUser, VisitorDep
+from cpsync.web.middleware import cookie_header, queue_cookie
+from cpsync.web.templating import render
+
+router = APIRouter(include_in_schema=False, dependencies=[CsrfProtected])
+
+HOME_AFTER_SIGNIN = "/calendar"
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: `/x`, never `//host`, `/\\host` or a scheme."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return HOME_AFTER_SIGNIN
+    if any(ch in target for ch in "\r\n\t") or len(target) > 2000:
+        return HOME_AFTER_SIGNIN
+    return target
+
+
+def _set_cookie(
+    request: Request,
+    context: AppContext,
+    name: str,
+    value: str,
+    max_age: int | None,
+    path: str = "/",
+) -> None:
+    secure = context.policy.secure_cookies
+    queue_cookie(
+        request.state, cookie_header(name, value, max_age=max_age, secure=secure, path=path)
+    )
+
+
+async def _signed_in(
+    request: Request,
+    context: AppContext,
+    accounts: AccountService,
+    user: User,
+    replacing: str | None,
+    target: str,
+) -> Response:
+    """A new session id for this sign-in; whatever session the browser had ends."""
+    token = await accounts.start_session(user, replacing=replacing)
+    _set_cookie(request, context, SESSION_COOKIE, token, context.policy.cookie_max_age())
+    _set_cookie(request, context, PRESESSION_COOKIE, "", 0)
+    return RedirectResponse(safe_next(target), status_code=303)
+
+
+def _form_values(form: Any, names: tuple[str, ...]) -> dict[str, str]:
+    values = {}
+    for name in names:
+        value = form.get(name)
+        values[name] = value if isinstance(value, str) else ""
+    return values
+
+
+@router.get("/signup")
+async def signup_page(request: Request, visitor: VisitorDep) -> Response:
+    return render(request, "signup.html", {"nav": "signup", "errors": {}, "values": {}})
+
+
+@router.post("/signup")
+async def signup(
+    request: Request, context: ContextDep, accounts: AccountsDep, visitor: VisitorDep
+) -> Response:
+    submitted = _form_values(await request.form(), ("email", "password", "password_confirm"))
+    shown = {"email": submitted["email"]}
+    try:
+        form = SignupForm.model_validate(submitted)
+        user = await accounts.create_user(form.email, form.password)
+    except ValidationError as exc:
+        return render(
+            request,
+            "signup.html",
+            {"nav": "signup", "errors": field_errors(exc), "values": shown},
+            422,
+        )
+    except EmailTakenError as exc:
+        return render(
+            request,
+            "signup.html",
+            {"nav": "signup", "errors": {"email": exc.message}, "values": shown},
+            422,
+        )
+    return await _signed_in(
+        request, context, accounts, user, visitor.session_token, HOME_AFTER_SIGNIN
+    )
+
+
+async def _signin_page(
+    request: Request,
+    accounts: AccountService,
+    errors: dict[str, str],
+    values: dict[str, str],
+    status_code: int = 200,
+) -> Response:
+    page = {
+        "nav": "signin",
+        "errors": errors,
+        "values": values,
+        "bootstrap_needed": await accounts.bootstrap_needed(),
+    }
+    return render(request, "signin.html", page, status_code)
+
+
+@router.get("/signin")
+async def signin_page(
+    request: Request, accounts: AccountsDep, visitor: VisitorDep, next: str = ""
+) -> Response:
+    return await _signin_page(request, accounts, {}, {"next": safe_next(next) if next else ""})
+
+
+@router.post("/signin")
+async def signin(
+    request: Request, context: ContextDep, accounts: AccountsDep, visitor: VisitorDep
+) -> Response:
+    submitted = _form_values(await request.form(), ("email", "password", "next"))
+    shown = {"email": submitted["email"], "next": submitted["next"]}
+    try:
+        form = SigninForm.model_validate(submitted)
+    except ValidationError as exc:
+        return await _signin_page(request, accounts, field_errors(exc), shown, 422)
+    user = await accounts.authenticate(form.email, form.password)
+    if user is None:
+        errors = {"password": "The email or password is not right."}
+        return await _signin_page(request, accounts, errors, shown, 401)
+    return await _signed_in(request, context, accounts, user, visitor.session_token, form.next)
+
+
+@router.post("/signout")
+async def signout(
+    request: Request, context: ContextDep, accounts: AccountsDep, visitor: VisitorDep
+) -> Response:
+    if visitor.session_token:
+        await accounts.end_session(visitor.session_token)
+    _set_cookie(request, context, SESSION_COOKIE, "", 0)
+    return RedirectResponse("/", status_code=303)
+
+
+@router.post("/signout/everywhere")
+async def signout_everywhere(
+    request: Request, context: ContextDep, accounts: AccountsDep, user: CurrentUser
+) -> Response:
+    await accounts.end_all_sessions(user.id)
+    _set_cookie(request, context, SESSION_COOKIE, "", 0)
+    return RedirectResponse("/signin", status_code=303)
+
+
+@router.get("/auth/google")
+async def google_start(request: Request, context: ContextDep, next: str = "") -> Response:
+    if not context.settings.google_enabled:
+        raise GoogleSignInError("Google sign-in is not configured here.", status_code=404)
+    url, state = await google.begin(context.settings, context.cache, safe_next(next))
+    # Binds the attempt to this browser: a callback carrying someone else's state fails.
+    _set_cookie(
+        request, context, google.STATE_COOKIE, state, google.STATE_TTL_SECONDS, path="/auth/google"
+    )
+    return RedirectResponse(url, status_code=302)
+
+
+@router.get("/auth/google/callback")
+async def google_callback(
+    request: Request,
+    context: ContextDep,
+    accounts: AccountsDep,
+    visitor: VisitorDep,
+    state: str = "",
+    code: str = "",
+    error: str = "",
+) -> Response:
+    if not context.settings.google_enabled:
+        raise GoogleSignInError("Google sign-in is not configured here.", status_code=404)
+    browser_state = request.cookies.get(google.STATE_COOKIE)
+    _set_cookie(request, context, google.STATE_COOKIE, "", 0, path="/auth/google")
+    pending = await google.take_state(context.cache, state) if state else None
+    if pending is None or not tokens_match(browser_state, state):
+        message = (
+            "This sign-in attempt expired, was already used, or began in another browser. "
+            "Try again."
+        )
+        return await _signin_page(request, accounts, {"google": message}, {}, 400)
+    if error or not code:
+        message = (
+            "Google sign-in was cancelled."
+            if error == "access_denied"
+            else "Google did not sign you in."
+        )
+        return await _signin_page(request, accounts, {"google": message}, {}, 400)
+    try:
+        profile, tokens = await google.finish(context.settings, code, pending)
+        user = await accounts.sign_in_with_google(profile, tokens.refresh_token, tokens.scope)
+    except GoogleSignInError as exc:
+        return await _signin_page(request, accounts, {"google": exc.message}, {}, 400)
+    return await _signed_in(
+        request, context, accounts, user, visitor.session_token, pending.next_url
+    )

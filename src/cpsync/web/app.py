@@ -1,0 +1,220 @@
+"""The app factory: `create_app(settings)` builds the whole web app.
+
+The lifespan opens the database (migrating it), the shared HTTP client and the refresh
+scheduler, and closes them at shutdown; the cache and keys are built here, before
+the middleware that needs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Literal
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from cpsync.accounts.crypto import load_keyring, load_secret_key
+from cpsync.accounts.csrf import AnonymousCsrf
+from cpsync.accounts.routes import router as accounts_router
+from cpsync.accounts.service import AccountService
+from cpsync.accounts.sessions import SessionPolicy
+from cpsync.cache import Cache, open_cache
+from cpsync.clock import Clock, utc_now
+from cpsync.contests.service import ContestService
+from cpsync.db import open_database
+from cpsync.http import HttpClient
+from cpsync.settings import Settings
+from cpsync.web import api, feeds, pages
+from cpsync.web.context import AppContext
+from cpsync.web.deps import ContextDep
+from cpsync.web.errors import install_error_handlers
+from cpsync.web.middleware import (
+    ClientIpMiddleware,
+    PendingCookiesMiddleware,
+    RateLimitMiddleware,
+    RequestLimitsMiddleware,
+    SecurityHeadersMiddleware,
+    TimeoutMiddleware,
+    parse_trusted_proxies,
+)
+from cpsync.web.ratelimit import CacheWindowLimiter
+from cpsync.web.scheduler import RefreshScheduler
+from cpsync.web.templating import STATIC_DIR, create_templates
+
+SWAGGER_CDN = "https://cdn.jsdelivr.net"
+REQUEST_TIMEOUT_SECONDS = 30.0
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str]
+
+
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
+    keyring = load_keyring(settings)
+    secret_key = load_secret_key(settings)
+    cache = open_cache(settings.cache_url)
+    policy = SessionPolicy.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = await open_database(settings)
+        http = HttpClient(settings)
+        contests = ContestService(db, http, settings, clock)
+
+        async def prune_sessions() -> None:
+            async with db.session() as session, session.begin():
+                await AccountService(session, keyring, policy, clock).prune_sessions()
+
+        scheduler = RefreshScheduler(
+            db, contests, clock, settings.refresh_interval_minutes, housekeeping=prune_sessions
+        )
+        app.state.cpsync = AppContext(
+            settings=settings,
+            clock=clock,
+            db=db,
+            http=http,
+            cache=cache,
+            keyring=keyring,
+            policy=policy,
+            anon_csrf=AnonymousCsrf(secret_key),
+            templates=create_templates(),
+            contests=contests,
+            scheduler=scheduler,
+        )
+        scheduler.start()
+        try:
+            yield
+        finally:
+            await scheduler.stop()
+            await http.aclose()
+            await cache.close()
+            await db.dispose()
+
+    app = FastAPI(
+        title="cpsync",
+        version="1",
+        summary="Upcoming programming contests from seven platforms, in your calendar.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.include_router(pages.router)
+    app.include_router(accounts_router)
+    app.include_router(api.router)
+    app.include_router(feeds.router)
+    app.include_router(_health_router())
+    docs_csp = _install_docs(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _install_middleware(app, settings, cache, docs_csp)
+    return app
+
+
+def _install_middleware(app: FastAPI, settings: Settings, cache: Cache, docs_csp: str) -> None:
+    # add_middleware wraps: the last added runs first.
+    app.add_middleware(PendingCookiesMiddleware)
+    app.add_middleware(TimeoutMiddleware, seconds=REQUEST_TIMEOUT_SECONDS)
+    app.add_middleware(
+        RateLimitMiddleware,
+        limiter=CacheWindowLimiter(cache),
+        window_seconds=settings.rate_limit_window_seconds,
+        requests=settings.rate_limit_requests,
+        auth_requests=settings.rate_limit_auth_requests,
+    )
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+    )
+    app.add_middleware(ClientIpMiddleware, trusted=parse_trusted_proxies(settings.trusted_proxies))
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        hsts=settings.public_url.startswith("https://"),
+        docs_csp=docs_csp,
+    )
+
+
+def _install_docs(app: FastAPI) -> str:
+    """Swagger UI at /docs, allowed by a CSP naming its one inline script by hash."""
+    swagger = get_swagger_ui_html(openapi_url="/openapi.json", title="cpsync API")
+    page = bytes(swagger.body).decode()
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in re.findall(r"<script>(.*?)</script>", page, flags=re.DOTALL)
+    )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    return (
+        f"default-src 'self'; script-src 'self' {SWAGGER_CDN} {hashes}; "
+        f"style-src 'self' {SWAGGER_CDN}; img-src 'self' data: https://fastapi.tiangolo.com; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", response_model=Liveness, summary="The process is alive")
+    async def healthz() -> Liveness:
+        return Liveness(status="ok")
+
+    @router.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness}},
+        summary="Database, cache and broker are reachable",
+    )
+    async def readyz(context: ContextDep) -> JSONResponse:
+        checks = {
+            "database": await _check(_database_ok(context)),
+            "cache": await _check(context.cache.ping()),
+            "broker": await _check(_broker_ok(context.settings.broker_url)),
+        }
+        ready = all(value == "ok" for value in checks.values())
+        body = Readiness(status="ok" if ready else "unavailable", checks=checks)
+        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+    return router
+
+
+async def _check(probe: object) -> str:
+    try:
+        await asyncio.wait_for(probe, timeout=3)  # type: ignore[arg-type]
+    except Exception as exc:
+        return f"unavailable: {type(exc).__name__}"
+    return "ok"
+
+
+async def _database_ok(context: AppContext) -> None:
+    async with context.db.session() as session:
+        await session.execute(text("SELECT 1"))
+
+
+async def _broker_ok(url: str) -> None:
+    if url.startswith("memory://"):
+        return
+    parts = urlsplit(url)
+    default_port = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671}.get(parts.scheme, 0)
+    _reader, writer = await asyncio.open_connection(
+        parts.hostname or "127.0.0.1", parts.port or default_port
+    )
+    writer.close()
+    await writer.wait_closed()

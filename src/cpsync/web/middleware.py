@@ -1,0 +1,310 @@
+"""ASGI middleware: client IP, request size caps, rate limits, security headers, cookies.
+
+Pure ASGI (no BaseHTTPMiddleware), outermost first as `app.py` stacks them:
+
+    SecurityHeaders → ClientIp → RequestLimits → RateLimit → Timeout → PendingCookies → app
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Sequence
+from http.cookies import SimpleCookie
+from typing import Any
+
+import anyio
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cpsync.web.ratelimit import FixedWindowLimiter
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+COOKIES_STATE_KEY = "cpsync_cookies"
+CLIENT_IP_STATE_KEY = "client_ip"
+
+
+def parse_trusted_proxies(spec: str) -> list[IPNetwork]:
+    """`CPSYNC_TRUSTED_PROXIES`: comma-separated addresses or CIDRs."""
+    networks: list[IPNetwork] = []
+    for entry in (part.strip() for part in spec.split(",")):
+        if entry:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+    return networks
+
+
+def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    value = value.strip()
+    if value.startswith("[") and "]" in value:
+        value = value[1 : value.index("]")]
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+def _trusted(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: Sequence[IPNetwork]
+) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
+
+
+def client_ip(peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[IPNetwork]) -> str:
+    """The socket peer, unless it is a trusted proxy: then the rightmost untrusted hop.
+
+    Entries left of the first untrusted hop were written by the client and are ignored.
+    """
+    peer_address = _parse_ip(peer) if peer else None
+    if peer_address is None:
+        return peer or "unknown"
+    if not trusted or not _trusted(peer_address, trusted):
+        return str(peer_address)
+    hops = [hop for header in forwarded_for for hop in header.split(",") if hop.strip()]
+    nearest = peer_address
+    for hop in reversed(hops):
+        address = _parse_ip(hop)
+        if address is None:
+            # Garbage can only come from the client side of our proxies; stop there.
+            return str(nearest)
+        if not _trusted(address, trusted):
+            return str(address)
+        nearest = address
+    return str(nearest)
+
+
+def _headers(scope: Scope, name: bytes) -> list[str]:
+    return [value.decode("latin-1") for key, value in scope["headers"] if key == name]
+
+
+async def _send_plain(
+    send: Send, status: int, message: str, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    body = json.dumps({"detail": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, *extra]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ClientIpMiddleware:
+    def __init__(self, app: ASGIApp, trusted: Sequence[IPNetwork]) -> None:
+        self.app = app
+        self.trusted = list(trusted)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            peer = scope["client"][0] if scope.get("client") else None
+            forwarded = _headers(scope, b"x-forwarded-for")
+            scope.setdefault("state", {})[CLIENT_IP_STATE_KEY] = client_ip(
+                peer, forwarded, self.trusted
+            )
+        await self.app(scope, receive, send)
+
+
+class BodyTooLargeError(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail="Request body too large.")
+
+
+class RequestLimitsMiddleware:
+    """431 for oversized headers, 413 for oversized bodies (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_header_bytes: int) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+        self.max_header = max_header_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+        if header_bytes > self.max_header or len(scope["headers"]) > 100:
+            await _send_plain(send, 431, "Request headers too large.")
+            return
+        declared = _headers(scope, b"content-length")
+        if declared and (not declared[0].isdigit() or int(declared[0]) > self.max_body):
+            await _send_plain(send, 413, "Request body too large.")
+            return
+        await self._capped(scope, receive, send)
+
+    async def _capped(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received = 0
+        started = False
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise BodyTooLargeError()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, capped_receive, tracking_send)
+        except BodyTooLargeError:
+            if started:
+                raise
+            await _send_plain(send, 413, "Request body too large.")
+
+
+# Paths where a stricter budget applies to state-changing requests: credential guessing.
+AUTH_PATHS = ("/signin", "/signup", "/auth/google")
+UNLIMITED_PREFIXES = ("/static/", "/healthz", "/readyz")
+
+
+class RateLimitMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limiter: FixedWindowLimiter,
+        *,
+        window_seconds: int,
+        requests: int,
+        auth_requests: int,
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.window = window_seconds
+        self.requests = requests
+        self.auth_requests = auth_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(UNLIMITED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("state", {}).get(CLIENT_IP_STATE_KEY, "unknown")
+        for key, limit in self._budgets(scope, client):
+            decision = await self.limiter.hit(key, limit, self.window)
+            if not decision.allowed:
+                retry = str(decision.retry_after).encode()
+                await _send_plain(
+                    send, 429, "Too many requests; slow down.", [(b"retry-after", retry)]
+                )
+                return
+        await self.app(scope, receive, send)
+
+    def _budgets(self, scope: Scope, client: str) -> list[tuple[str, int]]:
+        budgets = [(f"all:{client}", self.requests)]
+        path: str = scope["path"]
+        if path.startswith(AUTH_PATHS) and (scope["method"] == "POST" or path.startswith("/auth/")):
+            budgets.append((f"auth:{client}", self.auth_requests))
+        return budgets
+
+
+class TimeoutMiddleware:
+    """503 when a request takes longer than the budget and nothing was sent yet."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with anyio.move_on_after(self.seconds) as scope_timer:
+            await self.app(scope, receive, tracking_send)
+        if scope_timer.cancelled_caught and not started:
+            await _send_plain(send, 503, "The request took too long.")
+
+
+class PendingCookiesMiddleware:
+    """Adds the cookies that dependencies queued in `request.state` to any response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_cookies(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                cookies: list[str] = scope.get("state", {}).get(COOKIES_STATE_KEY, [])
+                if cookies:
+                    headers = list(message.get("headers", []))
+                    headers += [(b"set-cookie", cookie.encode("latin-1")) for cookie in cookies]
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_cookies)
+
+
+def cookie_header(
+    name: str, value: str, *, max_age: int | None, secure: bool, path: str = "/"
+) -> str:
+    """A Set-Cookie value: HttpOnly, SameSite=Lax, Secure unless plain-HTTP localhost."""
+    cookie: SimpleCookie = SimpleCookie()
+    cookie[name] = value
+    morsel = cookie[name]
+    morsel["path"] = path
+    morsel["httponly"] = True
+    morsel["samesite"] = "Lax"
+    if secure:
+        morsel["secure"] = True
+    if max_age is not None:
+        morsel["max-age"] = max_age
+    return morsel.OutputString()
+
+
+def queue_cookie(state: Any, header: str) -> None:
+    """Queue a Set-Cookie for `PendingCookiesMiddleware` (state: `request.state`)."""
+    pending: list[str] = getattr(state, COOKIES_STATE_KEY, None) or []
+    pending.append(header)
+    setattr(state, COOKIES_STATE_KEY, pending)
+
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp, *, hsts: bool, docs_csp: str) -> None:
+        self.app = app
+        self.docs_csp = docs_csp
+        self.fixed: list[tuple[bytes, bytes]] = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"strict-origin-when-cross-origin"),
+            (b"x-frame-options", b"DENY"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+            (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+        ]
+        if hsts:
+            self.fixed.append(
+                (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        csp = (self.docs_csp if scope["path"] in ("/docs", "/docs/") else CSP).encode()
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {key.lower() for key, _ in headers}
+                headers += [(k, v) for k, v in self.fixed if k not in present]
+                if b"content-security-policy" not in present:
+                    headers.append((b"content-security-policy", csp))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -1,0 +1,49 @@
+"""Jinja2 templates and the one `render` every page goes through."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from cpsync.contests.ics import PLATFORM_LABELS
+
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+def iso_utc(moment: datetime | None) -> str:
+    """`2024-10-10T13:00:00Z`, for `<time datetime>`."""
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def create_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    templates.env.filters["iso"] = iso_utc
+    return templates
+
+
+def render(
+    request: Request, template_name: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    app_context = request.app.state.cpsync
+    visitor = getattr(request.state, "visitor", None)
+    full: dict[str, Any] = {
+        "request": request,
+        "current_user": visitor.user if visitor is not None else None,
+        "csrf_token": visitor.csrf_token if visitor is not None else "",
+        "platform_labels": PLATFORM_LABELS,
+        "google_enabled": app_context.settings.google_enabled,
+        "nav": None,
+        **context,
+    }
+    response: HTMLResponse = app_context.templates.TemplateResponse(
+        request, template_name, full, status_code=status_code
+    )
+    return response
