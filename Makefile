@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install vendor browser run test lint bench clean
+.PHONY: install vendor browser run contests test lint bench clean
 
 ## Front-end packages pinned in package-lock.json (npm registry, never a CDN, never committed).
 VENDOR := src/cpsync/web/static/vendor
@@ -38,8 +38,13 @@ browser:
 		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium; \
 	fi
 
-## The main job on the embedded default (SQLite, no servers): fetch, then list.
+## The main job on the embedded default (SQLite, in-process cache and queue, no servers):
+## the web app on http://127.0.0.1:8000, refreshing contests on its schedule.
 run: $(STAMP)
+	$(BIN)/cpsync serve
+
+## Fetch once and list, without the web app.
+contests: $(STAMP)
 	-$(BIN)/cpsync fetch
 	$(BIN)/cpsync contests
 
@@ -54,6 +59,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/fetch.py
+	$(BIN)/python bench/web.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
