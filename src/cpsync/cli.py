@@ -445,8 +445,48 @@ def keys_rotate(ctx: typer.Context) -> None:
     _console().print(f"re-encrypted {changed} secret(s) under key {newest!r}")
 
 
+@app.command()
+def worker(
+    ctx: typer.Context,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Run a task worker on the broker of CPSYNC_BROKER_URL (Redis or RabbitMQ)."""
+    import os
+
+    runtime: Runtime = ctx.obj
+    if runtime.settings.broker_url.startswith("memory://"):
+        _fail("the in-process broker needs no worker: set CPSYNC_BROKER_URL (redis:// or amqp://)")
+    command = [sys.executable, "-m", "taskiq", "worker", "cpsync.tasks:broker"]
+    # Acknowledge only after a task ran, so a killed worker's task runs again elsewhere.
+    command += ["--ack-type", "when_executed", "--workers", str(workers)]
+    os.execv(sys.executable, command)  # noqa: S606 - our own interpreter, fixed arguments
+
+
+@app.command()
+def scheduler(ctx: typer.Context) -> None:
+    """Run the scheduler: contest refreshes and the daily calendar reconciliation.
+
+    Several may run at once: each occurrence of each job fires exactly once.
+    """
+    from cpsync.tasks import run_scheduler
+
+    runtime: Runtime = ctx.obj
+    _console(to_stderr=True).print(f"scheduler on {_redacted(runtime.settings.broker_url)}")
+    try:
+        _run(run_scheduler(runtime.settings, clock=runtime.clock))
+    except KeyboardInterrupt:
+        pass
+
+
 def encrypted_columns() -> list[Any]:
     """Every encrypted column of every domain, for `keys rotate`."""
+    from cpsync.accounts.keys import EncryptedColumn
     from cpsync.accounts.service import ACCOUNT_SECRETS
+    from cpsync.calendars import service as calendars
+    from cpsync.calendars.models import CalendarLink
 
-    return [*ACCOUNT_SECRETS]
+    return [
+        *ACCOUNT_SECRETS,
+        EncryptedColumn(CalendarLink, "secret_encrypted", calendars._REFRESH_PURPOSE),
+        EncryptedColumn(CalendarLink, "access_token_encrypted", calendars._ACCESS_PURPOSE),
+    ]

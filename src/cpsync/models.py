@@ -6,6 +6,7 @@ tests/accounts/test_schema.py compares the migrated database with this metadata.
 
 from cpsync import jobs
 from cpsync.accounts import models as accounts
+from cpsync.calendars import models as calendars
 from cpsync.contests import models as contests
 
-__all__ = ["accounts", "contests", "jobs"]
+__all__ = ["accounts", "calendars", "contests", "jobs"]

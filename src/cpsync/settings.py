@@ -79,6 +79,21 @@ class Settings(BaseSettings):
     google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
     google_userinfo_url: str = "https://openidconnect.googleapis.com/v1/userinfo"
 
+    # Student tracking (cpsync.students). No cron secret: no `POST /cron/sync` route.
+    smtp_url: str = ""
+    cron_secret: str = ""
+    # The Codeforces token bucket: one call per this many seconds, shared through
+    # `codeforces_throttle_url` (default: the cache URL, so Redis when scaled out).
+    codeforces_interval_seconds: float = Field(default=2.0, gt=0)
+    codeforces_throttle_url: str = ""
+
+    # Calendar sync (cpsync.calendars). The API base URL is overridden in tests.
+    google_api_base_url: str = "https://www.googleapis.com"
+    calendar_lock_ttl_seconds: float = Field(default=120.0, gt=0)
+    calendar_batch_size: int = Field(default=50, ge=1, le=50)
+    # Daily full reconciliation of every calendar (UTC cron).
+    reconcile_cron: str = "17 3 * * *"
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -87,6 +102,15 @@ class Settings(BaseSettings):
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError) as exc:
                 raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("reconcile_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a cron expression: {value!r}")
         return value
 
     @field_validator("database_url")

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from cpsync.accounts.crypto import generate_key_spec, parse_keys
 from cpsync.accounts.models import FeedToken, OAuthLink, Role, User
 from cpsync.accounts.service import FEED_PURPOSE, REFRESH_TOKEN_PURPOSE, GoogleProfile
+from cpsync.calendars.models import CalendarLink
 from cpsync.cli import app as cli
 from cpsync.runtime import Runtime
 from cpsync.settings import Settings
@@ -41,6 +42,18 @@ async def _seed_secrets(app: FastAPI) -> tuple[str, str]:
             "openid email",
         )
         token = accounts.reveal_feed_token(await accounts.feed_token(user))
+        now = context.clock()
+        session.add(
+            CalendarLink(
+                user_id=user.id,
+                kind="caldav",
+                target="https://dav.example/cal/",
+                username="ada",
+                secret_encrypted=context.keyring.encrypt("app-password", "calendar_links.secret"),
+                created_at=now,
+                updated_at=now,
+            )
+        )
         await session.commit()
     return f"/feeds/{token}.ics", "1//the-refresh-token"
 
@@ -59,7 +72,7 @@ async def test_rotate_re_encrypts_everything_under_the_newest_key(
     )
     result = await ainvoke(rotated_settings, clock, "keys", "rotate")
     assert result.exit_code == 0, result.output
-    assert "re-encrypted 2 secret(s) under key 'new'" in result.output
+    assert "re-encrypted 3 secret(s) under key 'new'" in result.output
     assert "re-encrypted 0" in (await ainvoke(rotated_settings, clock, "keys", "rotate")).output
 
     # Only the new key is needed now, and nothing was lost.
@@ -72,6 +85,8 @@ async def test_rotate_re_encrypts_everything_under_the_newest_key(
         async with app.state.cpsync.db.session() as session:
             link = await session.scalar(select(OAuthLink))
             token_row = await session.scalar(select(FeedToken))
+            calendar = await session.scalar(select(CalendarLink))
+        assert keyring.decrypt(calendar.secret_encrypted, "calendar_links.secret") == "app-password"
         assert keyring.key_id_of(link.refresh_token_encrypted) == "new"
         assert keyring.decrypt(link.refresh_token_encrypted, REFRESH_TOKEN_PURPOSE) == refresh
         assert keyring.decrypt(token_row.token_encrypted, FEED_PURPOSE) in feed_path

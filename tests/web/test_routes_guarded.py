@@ -31,7 +31,15 @@ PUBLIC = {
     # Public by design: the unguessable token is the credential.
     ("GET", "/feeds/{token}.ics"),
 }
-SAMPLE_PARAMS = {"user_id": "1", "token": "x" * 43, "platform": "codeforces", "key": "1"}
+SAMPLE_PARAMS = {
+    "user_id": "1",
+    "token": "x" * 43,
+    "platform": "codeforces",
+    "key": "1",
+    "link_id": "1",
+    "job_id": "x",
+    "student_id": "1",
+}
 
 
 def enumerate_routes(app: FastAPI) -> list[tuple[str, str]]:

@@ -73,11 +73,16 @@ def test_no_server_errors(
     for operation in operations:
         exercise(operation, token, csrf, statuses.setdefault(operation.label, set()))
     # Signed in and served: every operation answered successfully at least once.
-    # (Random feed tokens and contest keys are 404s by design.)
+    # (Random feed tokens, contest keys and sync job ids are 404s by design; so are random
+    # student ids, and adding a student needs a real Codeforces handle: tests/students.)
     missing = {
         label: codes
         for label, codes in statuses.items()
-        if not any(200 <= c < 400 for c in codes) and ".ics" not in label
+        if not any(200 <= c < 400 for c in codes)
+        and ".ics" not in label
+        and "{job_id}" not in label
+        and "{student_id}" not in label
+        and label != "POST /api/v1/students"
     }
     assert not missing, missing
 

@@ -29,6 +29,7 @@ from cpsync.accounts.routes import router as accounts_router
 from cpsync.accounts.service import AccountService
 from cpsync.accounts.sessions import SessionPolicy
 from cpsync.cache import Cache, open_cache
+from cpsync.calendars.web import install_calendars
 from cpsync.clock import Clock, utc_now
 from cpsync.contests.service import ContestService
 from cpsync.db import open_database
@@ -96,7 +97,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             contests=contests,
             scheduler=scheduler,
         )
-        scheduler.start()
+        # Periodic refreshes come from cpsync.scheduler jobs (in this process in the
+        # embedded mode, `cpsync scheduler` when scaled); this one serves /admin/refresh.
         try:
             yield
         finally:
@@ -118,6 +120,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.include_router(accounts_router)
     app.include_router(api.router)
     app.include_router(feeds.router)
+    # Calendar sync pages, API and (embedded mode) the in-process broker and scheduler.
+    install_calendars(app, settings, run_scheduler=settings.broker_url.startswith("memory://"))
+    # Student pages, API, cron route and (embedded mode) the coaches' sync schedules.
     app.include_router(_health_router())
     docs_csp = _install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

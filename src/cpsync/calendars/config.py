@@ -1,0 +1,24 @@
+"""Calendar sync options, from the one `Settings` object."""
+
+from __future__ import annotations
+
+from cpsync.calendars.google import GoogleConfig
+from cpsync.calendars.service import CalendarOptions
+from cpsync.settings import Settings
+
+
+def calendar_options(settings: Settings) -> CalendarOptions:
+    google = GoogleConfig(
+        client_id=settings.google_client_id,
+        client_secret=settings.google_client_secret,
+        api_base_url=settings.google_api_base_url,
+        token_url=settings.google_token_url,
+        batch_size=settings.calendar_batch_size,
+        backoff_seconds=settings.http_backoff_seconds,
+    )
+    return CalendarOptions(
+        google=google,
+        lock_ttl_seconds=settings.calendar_lock_ttl_seconds,
+        caldav_backoff_seconds=settings.http_backoff_seconds,
+        lock_prefix=settings.queue_name,
+    )

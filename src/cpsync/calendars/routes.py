@@ -1,0 +1,244 @@
+"""Calendar sync over HTTP: the "Calendar sync" page, connect Google or CalDAV, "sync now",
+and `POST /api/v1/sync` (202 + a job id) with `GET /api/v1/sync/{job_id}`. Thin."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Path, Query, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cpsync.calendars.models import CalendarLink
+from cpsync.calendars.repository import CalendarRepository
+from cpsync.calendars.service import CalendarLinkError
+from cpsync.calendars.web import CalendarWeb, CalendarWebDep
+from cpsync.web.deps import ContextDep, CsrfProtected, CurrentUser, SessionDep
+from cpsync.web.templating import render
+
+GOOGLE_SCOPE = "https://www.googleapis.com/auth/calendar.app.created"  # least privilege
+_STATE_TTL_SECONDS = 600
+PAGE = "/calendar/sync"
+MAX_ID = 2**31 - 1  # what every database's INTEGER holds
+LinkId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+# HTML pages and form posts stay out of the OpenAPI schema, like the other pages.
+page_router = APIRouter(include_in_schema=False, dependencies=[CsrfProtected])
+api_router = APIRouter(prefix="/api/v1", tags=["api"], dependencies=[CsrfProtected])
+
+
+class SyncJobOut(BaseModel):
+    job_id: str
+    state: str
+    requested_at: datetime
+    finished_at: datetime | None
+    summary: str
+    status_url: str
+
+
+class LinkOut(BaseModel):
+    id: int
+    kind: str
+    target: str
+    state: str
+    state_reason: str
+    last_run_at: datetime | None
+    last_status: str | None
+
+
+# -- pages ---------------------------------------------------------------------------
+
+
+async def _links_view(session: Any, user_id: int) -> list[dict[str, Any]]:
+    repository = CalendarRepository(session)
+    return [
+        {"link": link, "runs": await repository.recent_runs(link.id)}
+        for link in await repository.links_of(user_id)
+    ]
+
+
+@page_router.get(PAGE, summary="Calendar sync page")
+async def sync_page(
+    request: Request, session: SessionDep, user: CurrentUser, queued: str = ""
+) -> Response:
+    page = {
+        "nav": "calendar",
+        "links": await _links_view(session, user.id),
+        "queued": queued,
+        "errors": {},
+        "values": {},
+    }
+    return render(request, "calendars/index.html", page)
+
+
+@page_router.post(PAGE + "/now", summary="Sync my calendars now")
+async def sync_now(session: SessionDep, web: CalendarWebDep, user: CurrentUser) -> Response:
+    job_id = await _request_sync(session, web, user.id)
+    return RedirectResponse(f"{PAGE}?queued={job_id}", status_code=303)
+
+
+async def _request_sync(session: AsyncSession, web: CalendarWeb, user_id: int) -> str:
+    # The request's own session (one connection per request), committed before the kick
+    # so the run that picks the task up finds the request.
+    request = web.service.add_sync_request(session, user_id)
+    await session.commit()
+    await web.queue_sync(user_id, check_remote=True)
+    return request.id
+
+
+@page_router.post(PAGE + "/caldav", summary="Connect a CalDAV calendar")
+async def connect_caldav(
+    request: Request,
+    session: SessionDep,
+    web: CalendarWebDep,
+    user: CurrentUser,
+    url: str = Form(max_length=1000),
+    username: str = Form(max_length=320),
+    password: str = Form(max_length=500),
+) -> Response:
+    try:
+        await web.service.connect_caldav(user.id, url.strip(), username.strip(), password)
+    except CalendarLinkError as exc:
+        page = {
+            "nav": "calendar",
+            "links": await _links_view(session, user.id),
+            "queued": "",
+            "errors": {"caldav": exc.message},
+            "values": {"url": url, "username": username},
+        }
+        return render(request, "calendars/index.html", page, status_code=422)
+    await web.queue_sync(user.id)
+    return RedirectResponse(PAGE, status_code=303)
+
+
+@page_router.post(PAGE + "/links/{link_id}/delete", summary="Disconnect a calendar")
+async def disconnect(link_id: LinkId, web: CalendarWebDep, user: CurrentUser) -> Response:
+    await web.service.disconnect(user.id, link_id)
+    return RedirectResponse(PAGE, status_code=303)
+
+
+# -- Google: a dedicated calendar under the calendar.app.created scope -------------------
+
+
+@page_router.get("/calendar/google/connect", summary="Connect Google Calendar")
+async def google_connect(
+    context: ContextDep, user: CurrentUser, link: Annotated[int, Query(ge=0, le=MAX_ID)] = 0
+) -> Response:
+    state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(64)
+    pending = json.dumps({"verifier": verifier, "user": user.id, "link": link}).encode()
+    await context.cache.set(_state_key(state), pending, _STATE_TTL_SECONDS)
+    async with _oauth_client(context.settings) as client:
+        url, _ = client.create_authorization_url(
+            context.settings.google_authorize_url,
+            state=state,
+            code_verifier=verifier,
+            access_type="offline",
+            prompt="consent",
+        )
+    return RedirectResponse(str(url), status_code=303)
+
+
+@page_router.get("/calendar/google/callback", include_in_schema=False)
+async def google_callback(
+    context: ContextDep, web: CalendarWebDep, user: CurrentUser, state: str = "", code: str = ""
+) -> Response:
+    raw = await context.cache.pop(_state_key(state)) if state else None
+    pending = json.loads(raw) if raw else None
+    if pending is None or pending["user"] != user.id or not code:
+        raise CalendarLinkError("The Google connection expired; start again.")
+    refresh_token = await _exchange(context.settings, code, pending["verifier"])
+    if pending["link"]:
+        await web.service.reconnect(user.id, int(pending["link"]), refresh_token)
+    else:
+        name = context.settings.calendar_name
+        await web.service.connect_google(user.id, refresh_token, dedicated_name=name)
+    await web.queue_sync(user.id)
+    return RedirectResponse(PAGE, status_code=303)
+
+
+def _state_key(state: str) -> str:
+    return "calendar-oauth:" + hashlib.sha256(state.encode()).hexdigest()
+
+
+def _oauth_client(settings: Any) -> Any:
+    from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped]
+
+    return AsyncOAuth2Client(
+        client_id=settings.google_client_id,
+        client_secret=settings.google_client_secret,
+        scope=GOOGLE_SCOPE,
+        redirect_uri=f"{settings.public_url}/calendar/google/callback",
+        code_challenge_method="S256",
+        timeout=settings.http_timeout_seconds,
+    )
+
+
+async def _exchange(settings: Any, code: str, verifier: str) -> str:
+    async with _oauth_client(settings) as client:
+        try:
+            token = await client.fetch_token(
+                settings.google_token_url,
+                grant_type="authorization_code",
+                code=code,
+                code_verifier=verifier,
+            )
+        except Exception as exc:  # Authlib raises OAuthError or plain httpx errors
+            raise CalendarLinkError("Google refused the connection; try again.") from exc
+    refresh = token.get("refresh_token")
+    if not refresh:
+        raise CalendarLinkError("Google gave no offline access; try again.")
+    return str(refresh)
+
+
+# -- JSON API ------------------------------------------------------------------------
+
+
+@api_router.post("/sync", status_code=202, response_model=SyncJobOut, summary="Sync now")
+async def api_sync(session: SessionDep, web: CalendarWebDep, user: CurrentUser) -> SyncJobOut:
+    job_id = await _request_sync(session, web, user.id)
+    return _job_out(await web.service.request_status(user.id, job_id, session))
+
+
+@api_router.get("/sync/{job_id}", response_model=SyncJobOut, summary="A sync job's status")
+async def api_sync_status(
+    job_id: Annotated[str, Path(max_length=64)],
+    session: SessionDep,
+    web: CalendarWebDep,
+    user: CurrentUser,
+) -> SyncJobOut:
+    return _job_out(await web.service.request_status(user.id, job_id, session))
+
+
+@api_router.get("/calendars", response_model=list[LinkOut], summary="My calendar links")
+async def api_links(session: SessionDep, user: CurrentUser) -> list[LinkOut]:
+    links = await CalendarRepository(session).links_of(user.id)
+    return [_link_out(link) for link in links]
+
+
+def _job_out(request: Any) -> SyncJobOut:
+    return SyncJobOut(
+        job_id=request.id,
+        state=request.state,
+        requested_at=request.requested_at,
+        finished_at=request.finished_at,
+        summary=request.summary,
+        status_url=f"/api/v1/sync/{request.id}",
+    )
+
+
+def _link_out(link: CalendarLink) -> LinkOut:
+    target = link.target if link.kind == "google" else link.target.split("?")[0]
+    return LinkOut(
+        id=link.id,
+        kind=link.kind,
+        target=target,
+        state=link.state,
+        state_reason=link.state_reason,
+        last_run_at=link.last_run_at,
+        last_status=link.last_status,
+    )

@@ -1,0 +1,557 @@
+"""Calendar sync use cases: connect calendars, request and run syncs, fan out changes.
+
+`sync_user` holds the user's lock (owner token, expiry, coalescing: see
+`cpsync.locks.run_coalesced`), builds the desired events from contests x preferences,
+runs `sync_calendar` per active link, and stores the records, cursor and run result.
+Sessions are committed here only at the edges of a run (load, then store per link);
+the caller enqueues follow-up work after those commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cpsync.accounts.crypto import KeyRing
+from cpsync.accounts.models import Preferences
+from cpsync.accounts.service import filters_of
+from cpsync.calendars.caldav import CalDavConfig, CalDavSink
+from cpsync.calendars.desired import ContestView, EventStyle, desired_events, zone_of
+from cpsync.calendars.errors import (
+    CalendarError,
+    PermanentCalendarError,
+    ReconnectRequiredError,
+    RetriableCalendarError,
+)
+from cpsync.calendars.google import GoogleAuth, GoogleCalendarSink, GoogleConfig, GoogleToken
+from cpsync.calendars.models import (
+    CalendarLink,
+    LinkKind,
+    LinkState,
+    Notification,
+    RequestState,
+    RunStatus,
+    SyncRequest,
+    SyncRunRow,
+)
+from cpsync.calendars.plan import DesiredEvent, EventKey, RunSummary
+from cpsync.calendars.repository import CalendarRepository
+from cpsync.calendars.sync import CalendarSink, SyncRun, sync_calendar
+from cpsync.calendars.transport import RawHttp
+from cpsync.clock import Clock
+from cpsync.db import Database
+from cpsync.errors import CpsyncError
+from cpsync.http import Sleep
+from cpsync.locks import Flags, Locks, run_coalesced
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_REFRESH_PURPOSE = "calendar_links.secret"
+_ACCESS_PURPOSE = "calendar_links.access_token"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class CalendarLinkError(CpsyncError):
+    """A calendar could not be connected: wrong URL, refused credentials."""
+
+    status_code = 422
+
+
+class SyncRequestNotFoundError(CpsyncError):
+    status_code = 404
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarOptions:
+    google: GoogleConfig
+    lock_ttl_seconds: float = 120.0
+    caldav_backoff_seconds: float = 1.0
+    # How often a request coalesced behind a dead holder checks whether it may run.
+    wait_poll_seconds: float = 0.5
+    # Deployments sharing one Redis keep their user locks apart (the queue name).
+    lock_prefix: str = "cpsync"
+
+
+class Notifier:
+    """Owes users a message. No email sender exists in cpsync yet: notifications are
+    recorded (`calendar_notifications`, `sent_at` empty) for a sender to deliver."""
+
+    async def reconnect_needed(self, repository: CalendarRepository, link: CalendarLink) -> None:
+        repository.add(
+            Notification(
+                user_id=link.user_id,
+                link_id=link.id,
+                kind="reconnect_needed",
+                subject="cpsync: reconnect your calendar",
+                body=(
+                    f"cpsync can no longer write to your {link.kind} calendar "
+                    f"({link.state_reason}). Sign in and reconnect it on the calendar page; "
+                    "until then it is not updated."
+                ),
+                created_at=link.updated_at,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResult:
+    link_id: int
+    status: RunStatus
+    summary: RunSummary
+    error: str = ""
+
+
+@dataclass(slots=True)
+class UserRunResult:
+    user_id: int
+    links: list[LinkResult] = field(default_factory=list)
+    retriable: list[RetriableCalendarError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(link.status == RunStatus.SUCCEEDED for link in self.links)
+
+    def describe(self) -> str:
+        parts = [
+            f"link {r.link_id}: {r.status} (+{r.summary.inserted} ~{r.summary.updated} "
+            f"-{r.summary.deleted} !{r.summary.failed}){' ' + r.error if r.error else ''}"
+            for r in self.links
+        ]
+        return "; ".join(parts) or "no calendar connected"
+
+
+SinkFactory = Callable[[CalendarLink], Awaitable[tuple[CalendarSink, GoogleAuth | None]]]
+
+
+class CalendarService:
+    def __init__(
+        self,
+        db: Database,
+        http: RawHttp,
+        keyring: KeyRing,
+        locks: Locks,
+        flags: Flags,
+        options: CalendarOptions,
+        clock: Clock,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self._db = db
+        self._http = http
+        self._keyring = keyring
+        self._locks = locks
+        self._flags = flags
+        self._options = options
+        self._clock = clock
+        self._sleep = sleep
+        self._notifier = notifier or Notifier()
+
+    # -- connecting ----------------------------------------------------------------
+
+    async def connect_google(
+        self, user_id: int, refresh_token: str, *, dedicated_name: str | None = None
+    ) -> int:
+        """Link a Google calendar: the primary one, or a new dedicated calendar."""
+        target = "primary"
+        if dedicated_name:
+            link = self._new_link(user_id, LinkKind.GOOGLE, "primary", "", refresh_token)
+            sink, auth = self._google_sink(link)
+            target = await _connect_call(sink.create_calendar(dedicated_name))
+            await self._db_store_link(user_id, LinkKind.GOOGLE, target, "", refresh_token, auth)
+        else:
+            await self._db_store_link(user_id, LinkKind.GOOGLE, target, "", refresh_token, None)
+        return await self._link_id(user_id, LinkKind.GOOGLE, target)
+
+    async def connect_caldav(self, user_id: int, url: str, username: str, password: str) -> int:
+        """Link a CalDAV collection after one test request proves the credentials."""
+        if not url.startswith(("https://", "http://")):
+            raise CalendarLinkError("The CalDAV address must start with https://")
+        link = self._new_link(user_id, LinkKind.CALDAV, url, username, password)
+        await _connect_call(self._probe_caldav(self._caldav_sink(link)))
+        await self._db_store_link(user_id, LinkKind.CALDAV, url, username, password, None)
+        return await self._link_id(user_id, LinkKind.CALDAV, url)
+
+    async def reconnect(self, user_id: int, link_id: int, secret: str) -> None:
+        """New credentials for an existing link (after `invalid_grant`): active again."""
+        async with self._db.session() as session:
+            link = await CalendarRepository(session).link(link_id)
+        if link is None or link.user_id != user_id:
+            raise CalendarLinkError("No such calendar link.")
+        kind = LinkKind(link.kind)
+        if kind == LinkKind.CALDAV:
+            probe = self._new_link(user_id, kind, link.target, link.username, secret)
+            await _connect_call(self._probe_caldav(self._caldav_sink(probe)))
+        await self._db_store_link(user_id, kind, link.target, link.username, secret, None)
+
+    async def _probe_caldav(self, sink: CalDavSink) -> None:
+        """One read proves URL and password; a missing collection is created once."""
+        try:
+            await sink.changes(None)
+        except ReconnectRequiredError:
+            raise
+        except PermanentCalendarError:
+            await sink.create_calendar("Programming contests (cpsync)")
+            await sink.changes(None)
+
+    async def disconnect(self, user_id: int, link_id: int) -> None:
+        async with self._db.session() as session, session.begin():
+            link = await CalendarRepository(session).link(link_id)
+            if link is not None and link.user_id == user_id:
+                await session.delete(link)
+
+    def _new_link(
+        self, user_id: int, kind: LinkKind, target: str, username: str, secret: str
+    ) -> CalendarLink:
+        now = self._clock()
+        return CalendarLink(
+            user_id=user_id,
+            kind=kind,
+            target=target,
+            username=username,
+            secret_encrypted=self._keyring.encrypt(secret, _REFRESH_PURPOSE),
+            state=LinkState.ACTIVE,
+            state_reason="",
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def _db_store_link(
+        self,
+        user_id: int,
+        kind: LinkKind,
+        target: str,
+        username: str,
+        secret: str,
+        auth: GoogleAuth | None,
+    ) -> None:
+        """Create the link, or revive an existing one with fresh credentials (reconnect)."""
+        async with self._db.session() as session, session.begin():
+            repository = CalendarRepository(session)
+            link = await repository.link_of(user_id, kind, target)
+            if link is None:
+                link = self._new_link(user_id, kind, target, username, secret)
+                repository.add(link)
+            link.username = username
+            link.secret_encrypted = self._keyring.encrypt(secret, _REFRESH_PURPOSE)
+            link.access_token_encrypted, link.access_expires_at = None, None
+            link.state, link.state_reason = LinkState.ACTIVE, ""
+            link.reconnect_notified_at, link.updated_at = None, self._clock()
+            if auth is not None:
+                self._keep_token(link, auth)
+
+    async def _link_id(self, user_id: int, kind: LinkKind, target: str) -> int:
+        async with self._db.session() as session:
+            link = await CalendarRepository(session).link_of(user_id, kind, target)
+            assert link is not None
+            return link.id
+
+    # -- "sync now" requests -------------------------------------------------------
+
+    def add_sync_request(self, session: AsyncSession, user_id: int) -> SyncRequest:
+        """Record a "sync now" in the caller's session; the caller commits, then enqueues
+        `calendars.sync_user` (a run claims every queued request of the user)."""
+        request = SyncRequest(
+            id=secrets.token_hex(16),
+            user_id=user_id,
+            state=RequestState.QUEUED,
+            requested_at=self._clock(),
+            summary="",
+        )
+        session.add(request)
+        return request
+
+    async def request_sync(self, user_id: int) -> str:
+        async with self._db.session() as session, session.begin():
+            return self.add_sync_request(session, user_id).id
+
+    async def request_status(
+        self, user_id: int, request_id: str, session: AsyncSession | None = None
+    ) -> SyncRequest:
+        if session is None:
+            async with self._db.session() as own:
+                return await self.request_status(user_id, request_id, own)
+        request = await CalendarRepository(session).request(request_id)
+        if request is None or request.user_id != user_id:
+            raise SyncRequestNotFoundError("No such sync job.")
+        return request
+
+    # -- syncing -------------------------------------------------------------------
+
+    def lock_name(self, user_id: int) -> str:
+        return f"{self._options.lock_prefix}:calendar-sync:{user_id}"
+
+    async def sync_user(self, user_id: int, *, check_remote: bool = False) -> int:
+        """Sync every active link of the user; returns how many runs this call did.
+
+        A request arriving while a run goes is folded into at most one more run. If the
+        holder died (kill -9) its lock expires after the TTL; this call then waits for
+        that and runs itself, so a redelivered task never leaves a request unserved.
+        """
+        results: list[UserRunResult] = []
+
+        async def work() -> None:
+            results.append(await self._run(user_id, check_remote))
+
+        name = self.lock_name(user_id)
+        ttl = self._options.lock_ttl_seconds
+        runs = await run_coalesced(self._locks, self._flags, name, work, ttl)
+        if runs == 0:
+            runs = await self._wait_for_holder(name, work)
+        _raise_retriable(results)
+        return runs
+
+    async def _wait_for_holder(self, name: str, work: Callable[[], Awaitable[None]]) -> int:
+        """Until a run has taken our request (its pending flag is gone), or we may run."""
+        # `run_coalesced` keeps requests as this flag; a holder pops it before each run.
+        pending = f"pending:{name}"
+        while await self._flags.get(pending) is not None:
+            owner = secrets.token_hex(16)
+            if await self._locks.acquire(name, owner, self._options.lock_ttl_seconds):
+                # The holder died (its lock expired) or just finished: serve what is
+                # pending, without adding a request of our own (that would cost a run).
+                try:
+                    return await self._drain(name, owner, pending, work)
+                finally:
+                    await self._locks.release(name, owner)
+            await asyncio.sleep(self._options.wait_poll_seconds)  # real time: others run
+        return 0
+
+    async def _drain(
+        self, name: str, owner: str, pending: str, work: Callable[[], Awaitable[None]]
+    ) -> int:
+        ttl = self._options.lock_ttl_seconds
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(ttl / 3)
+                await self._locks.extend(name, owner, ttl)
+
+        beat = asyncio.create_task(heartbeat())
+        runs = 0
+        try:
+            while await self._flags.pop(pending) is not None:
+                await work()
+                runs += 1
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        return runs
+
+    async def _run(self, user_id: int, check_remote: bool) -> UserRunResult:
+        async with self._db.session() as session, session.begin():
+            repository = CalendarRepository(session)
+            request_ids = await repository.claim_requests(user_id)
+            links = [
+                link
+                for link in await repository.links_of(user_id)
+                if link.state == LinkState.ACTIVE
+            ]
+            contests = await repository.contests_not_ended(self._clock())
+            desired = _desired_for(contests, await repository.preferences(user_id))
+        result = UserRunResult(user_id)
+        for link in links:
+            result.links.append(
+                await self._sync_link(link, contests, desired, check_remote, result)
+            )
+        state = RequestState.SUCCEEDED if result.ok else RequestState.FAILED
+        async with self._db.session() as session, session.begin():
+            await CalendarRepository(session).finish_requests(
+                request_ids, state, result.describe(), self._clock()
+            )
+        return result
+
+    async def _sync_link(
+        self,
+        link: CalendarLink,
+        contests: Sequence[ContestView],
+        desired: Sequence[DesiredEvent],
+        check_remote: bool,
+        result: UserRunResult,
+    ) -> LinkResult:
+        started = self._clock()
+        live = {contest.event_key for contest in contests}
+        async with self._db.session() as session:
+            # Events of contests that ended stay in the calendar: the plan never sees them.
+            pushed = [
+                r for r in await CalendarRepository(session).pushed(link.id) if r.event_key in live
+            ]
+        try:
+            sink, auth = await self._sink(link)
+            run = await sync_calendar(sink, desired, pushed, link.cursor, check_remote=check_remote)
+        except ReconnectRequiredError as exc:
+            await self._needs_reconnect(link.id, str(exc), started)
+            return LinkResult(link.id, RunStatus.FAILED, RunSummary(), str(exc))
+        except CalendarError as exc:
+            if isinstance(exc, RetriableCalendarError):
+                result.retriable.append(exc)
+            await self._store_failure(link.id, str(exc), started)
+            return LinkResult(link.id, RunStatus.FAILED, RunSummary(), str(exc))
+        return await self._store_run(link.id, run, auth, started)
+
+    async def _store_run(
+        self, link_id: int, run: SyncRun, auth: GoogleAuth | None, started: datetime
+    ) -> LinkResult:
+        # A run in which any call failed is a failed run (the original reported success).
+        status = RunStatus.FAILED if run.summary.failed else RunStatus.SUCCEEDED
+        error = "; ".join(run.summary.errors)[:4000]
+        now = self._clock()
+        async with self._db.session() as session, session.begin():
+            repository = CalendarRepository(session)
+            link = await repository.link(link_id)
+            if link is None:
+                return LinkResult(link_id, status, run.summary, "link removed during the run")
+            await repository.store_records(link_id, run.records, now)
+            link.cursor, link.last_run_at, link.last_status = run.cursor, now, status
+            if auth is not None:
+                self._keep_token(link, auth)
+            repository.add(_run_row(link_id, started, now, status, run.summary, error))
+        return LinkResult(link_id, status, run.summary, error)
+
+    async def _store_failure(self, link_id: int, error: str, started: datetime) -> None:
+        now = self._clock()
+        async with self._db.session() as session, session.begin():
+            repository = CalendarRepository(session)
+            link = await repository.link(link_id)
+            if link is None:
+                return
+            link.last_run_at, link.last_status = now, RunStatus.FAILED
+            repository.add(_run_row(link_id, started, now, RunStatus.FAILED, RunSummary(), error))
+
+    async def _needs_reconnect(self, link_id: int, reason: str, started: datetime) -> None:
+        """Stop syncing the link and tell the user once. Never deletes anything."""
+        now = self._clock()
+        async with self._db.session() as session, session.begin():
+            repository = CalendarRepository(session)
+            link = await repository.link(link_id)
+            if link is None:
+                return
+            link.state, link.state_reason, link.updated_at = LinkState.NEEDS_RECONNECT, reason, now
+            link.last_run_at, link.last_status = now, RunStatus.FAILED
+            repository.add(_run_row(link_id, started, now, RunStatus.FAILED, RunSummary(), reason))
+            if link.reconnect_notified_at is None:
+                link.reconnect_notified_at = now
+                await self._notifier.reconnect_needed(repository, link)
+        log.warning("calendars.link.needs_reconnect link=%s reason=%s", link_id, reason)
+
+    # -- sinks ---------------------------------------------------------------------
+
+    async def _sink(self, link: CalendarLink) -> tuple[CalendarSink, GoogleAuth | None]:
+        if link.kind == LinkKind.GOOGLE:
+            return self._google_sink(link)
+        return self._caldav_sink(link), None
+
+    def _google_sink(self, link: CalendarLink) -> tuple[GoogleCalendarSink, GoogleAuth]:
+        config = self._options.google
+        access = ""
+        if link.access_token_encrypted:
+            access = self._keyring.decrypt(link.access_token_encrypted, _ACCESS_PURPOSE)
+        token = GoogleToken(
+            access_token=access,
+            expires_at=link.access_expires_at or _EPOCH,
+            refresh_token=self._keyring.decrypt(link.secret_encrypted, _REFRESH_PURPOSE),
+        )
+        auth = GoogleAuth(self._http, config, token, self._clock)
+        sink = GoogleCalendarSink(
+            self._http,
+            auth,
+            config,
+            user_id=link.user_id,
+            calendar_id=link.target,
+            sleep=self._sleep,
+        )
+        return sink, auth
+
+    def _caldav_sink(self, link: CalendarLink) -> CalDavSink:
+        config = CalDavConfig(
+            collection_url=link.target,
+            username=link.username,
+            password=self._keyring.decrypt(link.secret_encrypted, _REFRESH_PURPOSE),
+            backoff_seconds=self._options.caldav_backoff_seconds,
+        )
+        return CalDavSink(self._http, config, clock=self._clock, sleep=self._sleep)
+
+    def _keep_token(self, link: CalendarLink, auth: GoogleAuth) -> None:
+        token = auth.token
+        if token.access_token:
+            link.access_token_encrypted = self._keyring.encrypt(token.access_token, _ACCESS_PURPOSE)
+            link.access_expires_at = token.expires_at
+        link.secret_encrypted = self._keyring.encrypt(token.refresh_token, _REFRESH_PURPOSE)
+
+    # -- fan-out -------------------------------------------------------------------
+
+    async def users_to_sync(self, changed: Sequence[EventKey]) -> list[int]:
+        """Users whose calendars a change of these contests touches.
+
+        Those whose filters match a changed contest now, and those holding an event for
+        one (it moved out of their filters, or was cancelled: it must be deleted).
+        """
+        if not changed:
+            return []
+        async with self._db.session() as session:
+            repository = CalendarRepository(session)
+            contests = await repository.contests_by_keys(changed)
+            users = await repository.users_with_pushed(changed)
+            for preferences in await repository.preferences_of_linked_users():
+                if _desired_for(contests, preferences):
+                    users.add(preferences.user_id)
+            active = set(await repository.users_with_active_links())
+        return sorted(users & active)
+
+    async def users_to_reconcile(self) -> list[int]:
+        async with self._db.session() as session:
+            return await CalendarRepository(session).users_with_active_links()
+
+
+def _desired_for(
+    contests: Sequence[ContestView], preferences: Preferences | None
+) -> list[DesiredEvent]:
+    if preferences is None:
+        return []  # no preferences saved: nothing chosen, so nothing to show
+    style = EventStyle(tuple(preferences.reminder_minutes), preferences.color or None)
+    return desired_events(contests, filters_of(preferences), zone_of(preferences.timezone), style)
+
+
+def _run_row(
+    link_id: int,
+    started: datetime,
+    finished: datetime,
+    status: RunStatus,
+    summary: RunSummary,
+    error: str,
+) -> SyncRunRow:
+    return SyncRunRow(
+        link_id=link_id,
+        started_at=started,
+        finished_at=finished,
+        status=status,
+        inserted=summary.inserted,
+        updated=summary.updated,
+        deleted=summary.deleted,
+        failed=summary.failed,
+        error=error[:4000],
+    )
+
+
+def _raise_retriable(results: Sequence[UserRunResult]) -> None:
+    """Upstream was unavailable for a link: fail the task so the queue retries it later."""
+    for result in results:
+        if result.retriable:
+            raise result.retriable[0]
+
+
+async def _connect_call(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except (PermanentCalendarError, RetriableCalendarError) as exc:
+        raise CalendarLinkError(f"The calendar refused the connection: {exc}") from exc

@@ -1,0 +1,138 @@
+"""The calendar sync page and API inside the real app, with the in-process broker.
+
+Tasks run in this process (the embedded default); the calendar is a real Radicale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from cpsync.calendars.web import install_calendars
+from cpsync.settings import Settings
+from cpsync.web.app import create_app
+from tests.calendars.service_support import NOW, add_contests
+from tests.web.conftest import WebClient, cheap_argon2, create_user, csrf_of, make_client, sign_in
+
+__all__ = ["cheap_argon2"]  # the fixture, applied to these tests too
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'cpsync.db'}",
+        refresh_interval_minutes=0,
+        http_min_interval_seconds=0,
+        http_backoff_seconds=0.01,
+    )
+    application = create_app(settings, clock=lambda: NOW)
+    install_calendars(application, settings, run_scheduler=True)
+    async with application.router.lifespan_context(application):
+        await add_contests(application.state.cpsync.db)
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[WebClient]:
+    await create_user(app, "ann@example.org")
+    async with make_client(app) as http:
+        await sign_in(http, "ann@example.org")
+        yield http
+
+
+async def _wait_json(http: WebClient, url: str, key: str, wanted: str) -> dict[str, str]:
+    for _ in range(200):
+        body = (await http.get(url)).json()
+        item = body[0] if isinstance(body, list) else body
+        if item[key] == wanted:
+            return dict(item)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} never reached {key}={wanted}: {body}")
+
+
+async def _connect(http: WebClient, radicale_url: str) -> None:
+    page = await http.get("/calendar/sync")
+    assert page.status_code == 200
+    assert "No calendar connected yet" in page.text
+    url = f"{radicale_url}/ann/contests-{uuid.uuid4().hex[:8]}/"
+    answer = await http.post(
+        "/calendar/sync/caldav",
+        data={"url": url, "username": "ann", "password": "pw", "csrf_token": csrf_of(page)},
+    )
+    assert answer.status_code == 303
+
+
+async def test_connect_caldav_then_sync_now_through_the_api(
+    client: WebClient, radicale_url: str
+) -> None:
+    await _connect(client, radicale_url)
+    await _wait_json(client, "/api/v1/calendars", "last_status", "succeeded")
+
+    token = csrf_of(await client.get("/calendar/sync"))
+    answer = await client.post("/api/v1/sync", headers={"X-CSRF-Token": token})
+    assert answer.status_code == 202
+    job = answer.json()
+    done = await _wait_json(client, job["status_url"], "state", "succeeded")
+    assert done["job_id"] == job["job_id"]
+
+    page = await client.get("/calendar/sync")
+    assert "succeeded" in page.text
+    assert "Sync now" in page.text
+
+
+async def test_sync_api_needs_csrf_and_a_session(app: FastAPI, client: WebClient) -> None:
+    assert (await client.post("/api/v1/sync")).status_code == 403
+    async with make_client(app, ip="203.0.113.9") as anonymous:
+        assert (await anonymous.get("/api/v1/sync/abc")).status_code == 401
+        assert (await anonymous.get("/calendar/sync")).status_code in (303, 401)
+
+
+async def test_bad_caldav_address_is_refused(client: WebClient) -> None:
+    page = await client.get("/calendar/sync")
+    answer = await client.post(
+        "/calendar/sync/caldav",
+        data={"url": "ftp://x", "username": "a", "password": "b", "csrf_token": csrf_of(page)},
+    )
+    assert answer.status_code == 422
+    assert "must start with https://" in answer.text
+
+
+async def test_fifty_concurrent_sync_requests_run_at_most_twice(
+    app: FastAPI, client: WebClient, radicale_url: str
+) -> None:
+    await _connect(client, radicale_url)
+    await _wait_json(client, "/api/v1/calendars", "last_status", "succeeded")
+    # Make each run last long enough that all 50 requests arrive during the first.
+    assert app.state.calendars.pool is not None
+    service = (await app.state.calendars.pool.get()).calendars
+    spans: list[tuple[float, float]] = []
+    original = service._run
+    loop = asyncio.get_running_loop()
+
+    async def slow_run(user_id: int, check_remote: bool) -> Any:
+        began = loop.time()
+        await asyncio.sleep(0.5)
+        result = await original(user_id, check_remote)
+        spans.append((began, loop.time()))
+        return result
+
+    service._run = slow_run
+    token = csrf_of(await client.get("/calendar/sync"))
+    answers = await asyncio.gather(
+        *(client.post("/api/v1/sync", headers={"X-CSRF-Token": token}) for _ in range(50))
+    )
+    assert {a.status_code for a in answers} == {202}, answers[0].text
+    for answer in answers:
+        await _wait_json(client, answer.json()["status_url"], "state", "succeeded")
+    assert 1 <= len(spans) <= 2
+    spans.sort()
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
