@@ -24,6 +24,7 @@ from cpsync.db import open_database
 from cpsync.errors import CpsyncError
 from cpsync.platforms.registry import PLATFORMS
 from cpsync.runtime import Runtime, open_services
+from cpsync.students.cli import students_app
 
 app = typer.Typer(
     help="Upcoming programming contests from seven platforms, kept current.",
@@ -282,6 +283,7 @@ def _redacted(url: str) -> str:
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage the encryption keys for secrets at rest.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(students_app, name="students")
 app.add_typer(keys_app, name="keys")
 
 BOOTSTRAP_HINT = (

@@ -8,5 +8,6 @@ from cpsync import jobs
 from cpsync.accounts import models as accounts
 from cpsync.calendars import models as calendars
 from cpsync.contests import models as contests
+from cpsync.students import models as students
 
-__all__ = ["accounts", "calendars", "contests", "jobs"]
+__all__ = ["accounts", "calendars", "contests", "jobs", "students"]

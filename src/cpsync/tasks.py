@@ -14,10 +14,12 @@ from taskiq import TaskiqEvents, TaskiqState
 
 from cpsync.calendars import tasks as calendar_tasks
 from cpsync.clock import Clock, utc_now
+from cpsync.db import open_database
 from cpsync.locks import open_locks
 from cpsync.queue import make_broker
 from cpsync.scheduler import ScheduledJob, Scheduler
 from cpsync.settings import Settings
+from cpsync.students import tasks as student_tasks
 
 settings = Settings()
 broker = make_broker(settings)
@@ -39,14 +41,17 @@ async def run_scheduler(
     target = make_broker(config)
     await target.startup()
     locks = open_locks(config.cache_url)
-    jobs: Sequence[ScheduledJob] = calendar_tasks.scheduled_jobs(target, config)
+    db = await open_database(config)
+    fixed: Sequence[ScheduledJob] = calendar_tasks.scheduled_jobs(target, config)
 
     async def source() -> Sequence[ScheduledJob]:
-        return jobs
+        # Coaches edit their sync schedules in the app: read them again on every tick.
+        return [*fixed, *await student_tasks.student_jobs(db, student_tasks.kick_sync(target))]
 
     try:
         await Scheduler(locks, clock, source, tick_seconds=tick_seconds).run_forever()
     finally:
+        await db.dispose()
         await locks.close()
         await target.shutdown()
 
@@ -57,3 +62,5 @@ def main() -> None:  # pragma: no cover - the `cpsync scheduler` command wraps t
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+from cpsync.students import worker as _students_worker  # noqa: E402, F401 - registers students.sync

@@ -35,6 +35,7 @@ from cpsync.contests.service import ContestService
 from cpsync.db import open_database
 from cpsync.http import HttpClient
 from cpsync.settings import Settings
+from cpsync.students.web import install_students
 from cpsync.web import api, feeds, pages
 from cpsync.web.context import AppContext
 from cpsync.web.deps import ContextDep
@@ -123,6 +124,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     # Calendar sync pages, API and (embedded mode) the in-process broker and scheduler.
     install_calendars(app, settings, run_scheduler=settings.broker_url.startswith("memory://"))
     # Student pages, API, cron route and (embedded mode) the coaches' sync schedules.
+    install_students(app, settings, run_scheduler=settings.broker_url.startswith("memory://"))
     app.include_router(_health_router())
     docs_csp = _install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,212 @@
+"""Inactivity reminders after a sync: decide, claim, send, log.
+
+Exactly once: the decision is turned into a claim, a `student_reminders` row whose
+unique key is (student, streak start, slot). Two overlapping syncs that both decide to
+remind insert the same key; the database lets one through and the other sees an
+IntegrityError and stops. Only the claim's owner sends.
+
+Every delivery attempt is logged in `student_reminder_attempts`. A failed delivery
+leaves its claim `failed`; later runs retry it (up to `max_attempts`) and only a
+delivered reminder counts in `students.reminders_sent`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cpsync.cache import MemoryCache
+from cpsync.clock import Clock
+from cpsync.db import Database
+from cpsync.notify.email import Email, EmailDeliveryError, Mailer, render_email
+from cpsync.students.dashboard_service import DashboardService, student_zone
+from cpsync.students.inactivity import Activity, ReminderPolicy, reminder_decision
+from cpsync.students.models import Student, StudentReminder, StudentSettings
+from cpsync.students.repository import StudentRepository
+
+log = logging.getLogger(__name__)
+
+# A claim still `pending` this long after it was made belongs to a crashed sender.
+STALE_CLAIM = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderConfig:
+    max_attempts: int = 5
+
+
+def policy_of(settings: StudentSettings | None) -> ReminderPolicy:
+    if settings is None:
+        return ReminderPolicy()
+    return ReminderPolicy(
+        inactive_days=settings.inactive_days,
+        accepted_only=settings.accepted_only,
+        repeat_every_days=settings.repeat_every_days,
+    )
+
+
+class ReminderService:
+    def __init__(
+        self, db: Database, mailer: Mailer, clock: Clock, config: ReminderConfig | None = None
+    ) -> None:
+        self._db = db
+        self._mailer = mailer
+        self._clock = clock
+        self._config = config or ReminderConfig()
+
+    async def __call__(self, student_ids: Sequence[int]) -> dict[str, int]:
+        return await self.remind(student_ids)
+
+    async def remind(self, student_ids: Sequence[int]) -> dict[str, int]:
+        """Check these students, send what is due, retry earlier failures; counts by result."""
+        outcome = {"sent": 0, "failed": 0, "claimed_elsewhere": 0}
+        claims: list[int] = []
+        for student_id in student_ids:
+            claim = await self._claim(student_id)
+            if claim == -1:
+                outcome["claimed_elsewhere"] += 1
+            elif claim is not None:
+                claims.append(claim)
+        claims.extend(await self._retriable(student_ids, exclude=claims))
+        for reminder_id in claims:
+            delivered = await self._deliver(reminder_id)
+            outcome["sent" if delivered else "failed"] += 1
+        return outcome
+
+    async def _claim(self, student_id: int) -> int | None:
+        """The new claim's id; None when nothing is due; -1 when another sync claimed it."""
+        now = self._clock()
+        try:
+            async with self._db.session() as session, session.begin():
+                student = await session.get(Student, student_id)
+                if student is None or not student.reminders_enabled or not student.email:
+                    return None
+                repository = StudentRepository(session)
+                policy = policy_of(await repository.settings_for(student.coach_id))
+                activity = await repository.last_activity(student_id)
+                activities = [
+                    Activity(at, accepted)
+                    for at, accepted in ((activity.any_at, False), (activity.accepted_at, True))
+                    if at is not None
+                ]
+                latest = await repository.latest_reminder(student_id)
+                decision = reminder_decision(
+                    activities,
+                    now=now,
+                    policy=policy,
+                    last_reminder_at=latest.claimed_at if latest else None,
+                    tracked_since=student.created_at,
+                )
+                if not decision.send or decision.inactive_since is None:
+                    return None
+                # The slot follows from the claim the decision was made on, never from a
+                # second read: two runs deciding on the same state pick the same slot, and
+                # the unique constraint lets only one of them through.
+                same_streak = latest is not None and latest.streak_start == decision.inactive_since
+                reminder = StudentReminder(
+                    student_id=student_id,
+                    streak_start=decision.inactive_since,
+                    slot=latest.slot + 1 if latest is not None and same_streak else 0,
+                    kind="first" if decision.reason.startswith("first") else "repeat",
+                    state="pending",
+                    attempts=1,  # the claim is the right to the first attempt
+                    claimed_at=now,
+                )
+                session.add(reminder)
+                await session.flush()
+                return reminder.id
+        except IntegrityError:
+            log.info("students.reminder.claimed_elsewhere student=%s", student_id)
+            return -1
+
+    async def _retriable(self, student_ids: Sequence[int], exclude: Sequence[int]) -> list[int]:
+        """Earlier failures (and claims whose sender died), each taken by one run only."""
+        stale_before = self._clock() - STALE_CLAIM
+        async with self._db.session() as session:
+            rows = await session.execute(
+                select(
+                    StudentReminder.id,
+                    StudentReminder.state,
+                    StudentReminder.claimed_at,
+                    StudentReminder.attempts,
+                ).where(
+                    StudentReminder.student_id.in_(student_ids),
+                    StudentReminder.state.in_(("failed", "pending")),
+                    StudentReminder.attempts < self._config.max_attempts,
+                )
+            )
+            candidates = [
+                (reminder_id, attempts)
+                for reminder_id, state, claimed_at, attempts in rows.all()
+                if reminder_id not in exclude
+                and (state == "failed" or claimed_at.astimezone(UTC) < stale_before)
+            ]
+        return [rid for rid, attempts in candidates if await self._take(rid, attempts)]
+
+    async def _take(self, reminder_id: int, seen_attempts: int) -> bool:
+        """Compare-and-set on the attempt count: of two runs retrying it, one wins."""
+        async with self._db.session() as session, session.begin():
+            result = await session.execute(
+                update(StudentReminder)
+                .where(
+                    StudentReminder.id == reminder_id,
+                    StudentReminder.attempts == seen_attempts,
+                )
+                .values(attempts=StudentReminder.attempts + 1, state="pending")
+            )
+            return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def _deliver(self, reminder_id: int) -> bool:
+        async with self._db.session() as session:
+            reminder = await session.get(StudentReminder, reminder_id)
+            student = await session.get(Student, reminder.student_id) if reminder else None
+            if reminder is None or student is None:
+                return False
+            email = await self._render(session, student)
+        error: str | None = None
+        try:
+            await self._mailer.send(email)
+        except EmailDeliveryError as exc:
+            error = exc.message[:500]
+            log.warning("students.reminder.failed student=%s error=%s", student.id, error)
+        async with self._db.session() as session, session.begin():
+            reminder = await session.get(StudentReminder, reminder_id)
+            if reminder is not None:
+                await StudentRepository(session).record_attempt(
+                    reminder, self._clock(), error=error
+                )
+        return error is None
+
+    async def _render(self, session: AsyncSession, student: Student) -> Email:
+        # A throwaway cache: the email's figures are computed fresh from stored rows.
+        dashboard = DashboardService(session, MemoryCache(), self._clock)
+        recent = await dashboard.problems(student, 30)
+        overall = await dashboard.problems(student, None)
+        activity = await StudentRepository(session).last_activity(student.id)
+        policy = policy_of(await StudentRepository(session).settings_for(student.coach_id))
+        last = activity.any_at
+        return render_email(
+            "inactivity_reminder",
+            to=student.email,
+            subject=(
+                f"Codeforces: no submission from {student.handle} in {policy.inactive_days} days"
+            ),
+            context={
+                "name": student.name,
+                "handle": student.handle,
+                "days": policy.inactive_days,
+                "last_activity": last.astimezone(student_zone(student)).date().isoformat()
+                if last
+                else None,
+                "rating": student.rating,
+                "max_rating": student.max_rating,
+                "solved_30": recent["solved"],
+                "solved_all": overall["solved"],
+            },
+        )

@@ -1,0 +1,350 @@
+"""Every query of student tracking. Callers own the transaction (commit at the edges)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Select, Table, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cpsync.students.codeforces import Problem, RatingChange, Submission
+from cpsync.students.models import (
+    CodeforcesProblem,
+    ReminderAttempt,
+    Student,
+    StudentRating,
+    StudentReminder,
+    StudentSettings,
+    StudentSubmission,
+    StudentSyncRun,
+)
+from cpsync.students.stats import CatalogueProblem, RatingRow, SubmissionRow
+
+# Keeps each statement well under SQLite's and asyncpg's bound-parameter limits.
+CHUNK = 500
+
+SORTABLE = {
+    "name": Student.name,
+    "email": Student.email,
+    "handle": Student.handle_key,
+    "rating": Student.rating,
+    "max_rating": Student.max_rating,
+    "last_synced": Student.last_synced_at,
+    "reminders": Student.reminders_sent,
+    "group": Student.group_name,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StudentPage:
+    students: Sequence[Student]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class LatestReminder:
+    claimed_at: datetime
+    streak_start: datetime
+    slot: int
+
+
+@dataclass(frozen=True, slots=True)
+class LastActivity:
+    any_at: datetime | None
+    accepted_at: datetime | None
+
+
+def _upsert(session: AsyncSession, model: Any, keys: list[str]) -> Any:
+    """An INSERT .. ON CONFLICT DO UPDATE of every non-key column, run with many rows.
+
+    Built without values and executed with a list of rows: SQLAlchemy compiles it once
+    and batches the rows ("insertmanyvalues"), far cheaper than a multi-VALUES literal.
+    """
+    table = cast(Table, model.__table__)
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table)
+    updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
+    return statement.on_conflict_do_update(index_elements=keys, set_=updates)
+
+
+class StudentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    # ------------------------------------------------------------ students
+
+    def _visible(self, coach_id: int | None) -> Select[Any]:
+        statement = select(Student)
+        return statement if coach_id is None else statement.where(Student.coach_id == coach_id)
+
+    async def page(
+        self,
+        coach_id: int | None,
+        *,
+        query: str = "",
+        sort: str = "name",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int | None = 50,
+    ) -> StudentPage:
+        """`coach_id` None: every coach's students (admins)."""
+        statement = self._visible(coach_id)
+        if query:
+            pattern = f"%{query.casefold()}%"
+            statement = statement.where(
+                or_(
+                    func.lower(Student.name).like(pattern),
+                    func.lower(Student.email).like(pattern),
+                    Student.handle_key.like(pattern),
+                    func.lower(Student.group_name).like(pattern),
+                    Student.phone.like(pattern),
+                )
+            )
+        total = await self._session.scalar(select(func.count()).select_from(statement.subquery()))
+        column = SORTABLE.get(sort, Student.name)
+        order = column.desc().nulls_last() if descending else column.asc().nulls_last()
+        statement = statement.order_by(order, Student.id).offset(offset)
+        if limit is not None:
+            statement = statement.limit(limit)
+        rows = (await self._session.scalars(statement)).all()
+        return StudentPage(list(rows), int(total or 0))
+
+    async def get(self, student_id: int, coach_id: int | None = None) -> Student | None:
+        statement = self._visible(coach_id).where(Student.id == student_id)
+        found: Student | None = (await self._session.scalars(statement)).first()
+        return found
+
+    async def by_handle(self, coach_id: int, handle: str) -> Student | None:
+        statement = select(Student).where(
+            Student.coach_id == coach_id, Student.handle_key == handle.casefold()
+        )
+        return (await self._session.scalars(statement)).first()
+
+    async def for_sync(self, coach_id: int | None, ids: Sequence[int] | None) -> list[Student]:
+        statement = self._visible(coach_id).order_by(Student.id)
+        if ids is not None:
+            statement = statement.where(Student.id.in_(ids))
+        found: list[Student] = list((await self._session.scalars(statement)).all())
+        return found
+
+    def add(self, student: Student) -> None:
+        self._session.add(student)
+
+    async def delete(self, student: Student) -> None:
+        await self._session.delete(student)
+
+    # ------------------------------------------------------------ codeforces rows
+
+    async def upsert_submissions(self, student_id: int, submissions: Sequence[Submission]) -> int:
+        rows = [submission_values(student_id, s) for s in submissions]
+        for start in range(0, len(rows), CHUNK):
+            await self._session.execute(
+                _upsert(self._session, StudentSubmission, ["student_id", "id"]),
+                rows[start : start + CHUNK],
+            )
+        return len(rows)
+
+    async def replace_ratings(self, student_id: int, changes: Sequence[RatingChange]) -> None:
+        """user.rating returns the whole history: it replaces what is stored."""
+        await self._session.execute(
+            delete(StudentRating).where(StudentRating.student_id == student_id)
+        )
+        rows = [
+            {
+                "student_id": student_id,
+                "contest_id": c.contest_id,
+                "contest_name": c.contest_name[:300],
+                "rank": c.rank,
+                "old_rating": c.old_rating,
+                "new_rating": c.new_rating,
+                "updated_at": c.updated_at,
+            }
+            for c in {change.contest_id: change for change in changes}.values()
+        ]
+        for start in range(0, len(rows), CHUNK):
+            await self._session.execute(insert(StudentRating), rows[start : start + CHUNK])
+
+    async def submission_rows(self, student_id: int) -> list[SubmissionRow]:
+        columns = (
+            StudentSubmission.id,
+            StudentSubmission.created_at,
+            StudentSubmission.contest_id,
+            StudentSubmission.problem_index,
+            StudentSubmission.problem_name,
+            StudentSubmission.problem_rating,
+            StudentSubmission.verdict,
+        )
+        result = await self._session.execute(
+            select(*columns).where(StudentSubmission.student_id == student_id)
+        )
+        return [SubmissionRow(*row) for row in result.all()]
+
+    async def rating_rows(self, student_id: int) -> list[RatingRow]:
+        result = await self._session.execute(
+            select(
+                StudentRating.contest_id,
+                StudentRating.contest_name,
+                StudentRating.rank,
+                StudentRating.old_rating,
+                StudentRating.new_rating,
+                StudentRating.updated_at,
+            )
+            .where(StudentRating.student_id == student_id)
+            .order_by(StudentRating.updated_at)
+        )
+        return [RatingRow(*row) for row in result.all()]
+
+    async def last_activity(self, student_id: int) -> LastActivity:
+        mine = StudentSubmission.student_id == student_id
+        any_at = await self._session.scalar(
+            select(func.max(StudentSubmission.created_at)).where(mine)
+        )
+        accepted_at = await self._session.scalar(
+            select(func.max(StudentSubmission.created_at)).where(
+                mine, StudentSubmission.verdict == "OK"
+            )
+        )
+        return LastActivity(_aware(any_at), _aware(accepted_at))
+
+    # ------------------------------------------------------------ catalogue
+
+    async def replace_catalogue(self, problems: Iterable[Problem]) -> int:
+        rows = {
+            (p.contest_id, p.index): {
+                "contest_id": p.contest_id,
+                "index": p.index[:16],
+                "name": p.name[:300],
+                "rating": p.rating,
+                "tags": list(p.tags),
+            }
+            for p in problems
+            if p.contest_id is not None
+        }
+        values = list(rows.values())
+        for start in range(0, len(values), CHUNK):
+            await self._session.execute(
+                _upsert(self._session, CodeforcesProblem, ["contest_id", "index"]),
+                values[start : start + CHUNK],
+            )
+        return len(values)
+
+    async def catalogue_for(self, contest_ids: Iterable[int]) -> dict[int, list[CatalogueProblem]]:
+        """The catalogue of these contests and their neighbours (Div. 1/2 twins are adjacent)."""
+        wanted = sorted({c + d for c in contest_ids for d in (-1, 0, 1)})
+        grouped: dict[int, list[CatalogueProblem]] = {}
+        for start in range(0, len(wanted), CHUNK):
+            result = await self._session.execute(
+                select(
+                    CodeforcesProblem.contest_id,
+                    CodeforcesProblem.index,
+                    CodeforcesProblem.name,
+                    CodeforcesProblem.rating,
+                ).where(CodeforcesProblem.contest_id.in_(wanted[start : start + CHUNK]))
+            )
+            for row in result.all():
+                grouped.setdefault(row[0], []).append(CatalogueProblem(*row))
+        return grouped
+
+    async def catalogue_size(self) -> int:
+        return int(
+            await self._session.scalar(select(func.count()).select_from(CodeforcesProblem)) or 0
+        )
+
+    # ------------------------------------------------------------ settings, runs
+
+    async def settings_for(self, coach_id: int) -> StudentSettings | None:
+        return await self._session.get(StudentSettings, coach_id)
+
+    async def all_settings(self) -> list[StudentSettings]:
+        return list((await self._session.scalars(select(StudentSettings))).all())
+
+    async def recent_runs(self, coach_id: int | None, limit: int = 5) -> list[StudentSyncRun]:
+        statement = select(StudentSyncRun).order_by(StudentSyncRun.id.desc()).limit(limit)
+        if coach_id is not None:
+            statement = statement.where(
+                or_(StudentSyncRun.coach_id == coach_id, StudentSyncRun.coach_id.is_(None))
+            )
+        return list((await self._session.scalars(statement)).all())
+
+    # ------------------------------------------------------------ reminders
+
+    async def latest_reminder(self, student_id: int) -> LatestReminder | None:
+        """The newest claim, read in one statement so its time and slot agree."""
+        row = (
+            await self._session.execute(
+                select(
+                    StudentReminder.claimed_at, StudentReminder.streak_start, StudentReminder.slot
+                )
+                .where(StudentReminder.student_id == student_id)
+                .order_by(StudentReminder.claimed_at.desc(), StudentReminder.slot.desc())
+                .limit(1)
+            )
+        ).first()
+        if row is None:
+            return None
+        return LatestReminder(row[0], row[1], row[2])
+
+    async def record_attempt(
+        self, reminder: StudentReminder, at: datetime, *, error: str | None
+    ) -> None:
+        sent = error is None
+        self._session.add(
+            ReminderAttempt(
+                reminder_id=reminder.id,
+                student_id=reminder.student_id,
+                at=at,
+                kind=reminder.kind,
+                result="sent" if sent else "failed",
+                error=error,
+            )
+        )
+        reminder.state = "sent" if sent else "failed"
+        if sent:
+            reminder.sent_at = at
+            # Counted in SQL, so two workers never lose an increment.
+            await self._session.execute(
+                update(Student)
+                .where(Student.id == reminder.student_id)
+                .values(reminders_sent=Student.reminders_sent + 1)
+            )
+
+    async def attempts_for(self, student_id: int) -> list[ReminderAttempt]:
+        statement = (
+            select(ReminderAttempt)
+            .where(ReminderAttempt.student_id == student_id)
+            .order_by(ReminderAttempt.id.desc())
+        )
+        return list((await self._session.scalars(statement)).all())
+
+
+def submission_values(student_id: int, submission: Submission) -> dict[str, Any]:
+    problem = submission.problem
+    return {
+        "student_id": student_id,
+        "id": submission.id,
+        "contest_id": problem.contest_id
+        if problem.contest_id is not None
+        else submission.contest_id,
+        "problem_index": problem.index[:16],
+        "problem_name": problem.name[:300],
+        "problem_rating": problem.rating,
+        "tags": list(problem.tags),
+        "verdict": (submission.verdict or "")[:40],
+        "participant_type": (submission.author.participant_type or None),
+        "language": (submission.programming_language or "")[:100] or None,
+        "created_at": submission.created_at,
+    }
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # func.max bypasses the column type on SQLite, which hands back a naive string/datetime.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,424 @@
+"""Student pages: table, add/edit/delete, profile, CSV, settings. Thin: parse, call, render.
+
+`build_router(settings)` gathers these pages, the JSON API and, only when a cron
+secret is configured, `POST /cron/sync`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+
+from cpsync.settings import Settings
+from cpsync.students import api_routes
+from cpsync.students.config import StudentsConfig
+from cpsync.students.csv_io import decode_upload, export_csv, import_csv, report_lines
+from cpsync.students.dashboard_service import DashboardService, parse_period, student_zone
+from cpsync.students.deps import CoachUser, RuntimeDep, StudentId, StudentServiceDep
+from cpsync.students.models import Student
+from cpsync.students.repository import SORTABLE, StudentRepository
+from cpsync.students.schedule import (
+    EVERY_HOURS,
+    WEEKDAYS,
+    Picker,
+    ScheduleError,
+    describe,
+    picker_of,
+)
+from cpsync.students.schemas import StudentInput, field_errors
+from cpsync.students.service import StudentFormError, StudentNotFoundError, coach_scope
+from cpsync.students.settings_service import SettingsInput, load_settings, save_settings
+from cpsync.students.stats import CONTEST_PERIODS, PROBLEM_PERIODS
+from cpsync.students.views import Pager, heat_cells, profile_url, rank_class
+from cpsync.web.deps import CsrfProtected, ReadSessionDep, SessionDep
+from cpsync.web.templating import render
+
+router = APIRouter(prefix="/students", include_in_schema=False, dependencies=[CsrfProtected])
+PER_PAGE = 25
+MAX_UPLOAD_BYTES = 1024 * 1024
+FORM_FIELDS = ("name", "email", "phone", "handle", "group", "timezone")
+
+
+def build_router(settings: Settings) -> APIRouter:
+    combined = APIRouter()
+    combined.include_router(router)
+    combined.include_router(api_routes.router)
+    secret = StudentsConfig.from_settings(settings).cron_secret
+    if secret:
+        combined.include_router(api_routes.cron_router(secret))
+    return combined
+
+
+def _page(extra: dict[str, Any]) -> dict[str, Any]:
+    return {"nav": "students", "rank_class": rank_class, "profile_url": profile_url, **extra}
+
+
+def _back(path: str = "/students") -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+def _input_from(form: FormData) -> tuple[StudentInput | None, dict[str, str], dict[str, str]]:
+    values = {name: str(form.get(name) or "") for name in FORM_FIELDS}
+    values["reminders_enabled"] = "on" if form.get("reminders_enabled") else ""
+    try:
+        parsed = StudentInput(
+            **{k: v for k, v in values.items() if k != "reminders_enabled"},
+            reminders_enabled=bool(values["reminders_enabled"]),
+        )
+    except ValidationError as error:
+        return None, field_errors(error), values
+    return parsed, {}, values
+
+
+# ---------------------------------------------------------------- table
+
+
+@router.get("")
+async def students_table(
+    request: Request,
+    coach: CoachUser,
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    q: str = "",
+    sort: str = "name",
+    order: str = "asc",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    sort = sort if sort in SORTABLE else "name"
+    repository = StudentRepository(session)
+    pager = Pager(page, PER_PAGE, 0)
+    found = await repository.page(
+        coach_scope(coach),
+        query=q.strip()[:100],
+        sort=sort,
+        descending=order == "desc",
+        offset=pager.offset,
+        limit=PER_PAGE,
+    )
+    context = _page(
+        {
+            "students": found.students,
+            "pager": Pager(page, PER_PAGE, found.total),
+            "q": q,
+            "sort": sort,
+            "order": "desc" if order == "desc" else "asc",
+            "runs": await repository.recent_runs(coach_scope(coach), limit=1),
+            "flash": request.query_params.get("flash"),
+            "is_admin": coach_scope(coach) is None,
+        }
+    )
+    template = (
+        "students/_table.html" if request.headers.get("hx-request") else "students/index.html"
+    )
+    return render(request, template, context)
+
+
+@router.get(".csv")
+async def students_csv(coach: CoachUser, session: ReadSessionDep) -> Response:
+    found = await StudentRepository(session).page(coach_scope(coach), limit=None)
+    return Response(
+        export_csv(found.students).encode("utf-8-sig"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="students.csv"'},
+    )
+
+
+# ---------------------------------------------------------------- add, edit, delete
+
+
+@router.get("/new")
+async def new_student(request: Request, coach: CoachUser, service: StudentServiceDep) -> Response:
+    zone = await service.default_zone(coach.id)
+    values = {"timezone": zone, "reminders_enabled": "on"}
+    return render(
+        request, "students/form.html", _page({"student": None, "values": values, "errors": {}})
+    )
+
+
+@router.post("/new")
+async def add_student(
+    request: Request,
+    coach: CoachUser,
+    service: StudentServiceDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> Response:
+    parsed, errors, values = _input_from(await request.form())
+    if parsed is not None:
+        try:
+            saved = await service.add(coach, parsed)
+        except StudentFormError as error:
+            errors = error.errors
+        else:
+            await session.commit()
+            runtime.start_sync(
+                coach_id=saved.student.coach_id, student_ids=[saved.student.id], trigger="added"
+            )
+            return _back(f"/students/{saved.student.id}")
+    context = _page({"student": None, "values": values, "errors": errors})
+    return render(request, "students/form.html", context, status_code=422)
+
+
+@router.get("/{student_id}/edit")
+async def edit_student(
+    request: Request, student_id: StudentId, coach: CoachUser, service: StudentServiceDep
+) -> Response:
+    student = await service.get(coach, student_id)
+    values = {
+        "name": student.name,
+        "email": student.email,
+        "phone": student.phone,
+        "handle": student.handle,
+        "group": student.group_name,
+        "timezone": student.timezone,
+        "reminders_enabled": "on" if student.reminders_enabled else "",
+    }
+    return render(
+        request, "students/form.html", _page({"student": student, "values": values, "errors": {}})
+    )
+
+
+@router.post("/{student_id}/edit")
+async def update_student(
+    request: Request,
+    student_id: StudentId,
+    coach: CoachUser,
+    service: StudentServiceDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> Response:
+    student = await service.get(coach, student_id)
+    parsed, errors, values = _input_from(await request.form())
+    if parsed is not None:
+        try:
+            saved = await service.update(coach, student_id, parsed)
+        except StudentFormError as error:
+            errors = error.errors
+        else:
+            await session.commit()
+            await runtime.forget_stats([student_id])
+            if saved.needs_sync:
+                runtime.start_sync(
+                    coach_id=student.coach_id, student_ids=[student_id], trigger="edited"
+                )
+            return _back(f"/students/{student_id}")
+    context = _page({"student": student, "values": values, "errors": errors})
+    return render(request, "students/form.html", context, status_code=422)
+
+
+@router.get("/{student_id}/delete")
+async def confirm_delete(
+    request: Request, student_id: StudentId, coach: CoachUser, service: StudentServiceDep
+) -> Response:
+    student = await service.get(coach, student_id)
+    return render(request, "students/delete.html", _page({"student": student}))
+
+
+@router.post("/{student_id}/delete")
+async def delete_student(
+    student_id: StudentId, coach: CoachUser, service: StudentServiceDep
+) -> Response:
+    await service.delete(coach, student_id)
+    return _back("/students?flash=Student+deleted.")
+
+
+@router.post("/{student_id}/reminders")
+async def toggle_reminders(
+    request: Request,
+    student_id: StudentId,
+    coach: CoachUser,
+    service: StudentServiceDep,
+    session: SessionDep,
+) -> Response:
+    enabled = (await request.form()).get("enabled") == "on"
+    student = await service.set_reminders(coach, student_id, enabled)
+    if request.headers.get("hx-request"):
+        await session.commit()
+        return render(request, "students/_reminder_toggle.html", _page({"student": student}))
+    return _back(request.headers.get("referer") or "/students")
+
+
+# ---------------------------------------------------------------- sync
+
+
+@router.post("/{student_id}/sync")
+async def sync_student(
+    student_id: StudentId, coach: CoachUser, service: StudentServiceDep, runtime: RuntimeDep
+) -> Response:
+    student = await service.get(coach, student_id)
+    runtime.start_sync(coach_id=student.coach_id, student_ids=[student.id], trigger="manual")
+    return _back(f"/students/{student_id}?flash=Sync+started.")
+
+
+@router.post("/sync")
+async def sync_all(coach: CoachUser, runtime: RuntimeDep) -> Response:
+    started = runtime.start_sync(coach_id=coach_scope(coach), trigger="sync_all")
+    message = "Sync+started." if started else "A+sync+is+already+running."
+    return _back(f"/students?flash={message}")
+
+
+# ---------------------------------------------------------------- CSV upload
+
+
+@router.get("/import")
+async def import_form(request: Request, coach: CoachUser) -> Response:
+    return render(request, "students/import.html", _page({"report": None}))
+
+
+@router.post("/import")
+async def import_upload(
+    request: Request,
+    coach: CoachUser,
+    service: StudentServiceDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    file: Annotated[UploadFile, File()],
+) -> Response:
+    raw = await file.read(MAX_UPLOAD_BYTES + 1)
+    if len(raw) > MAX_UPLOAD_BYTES:
+        report = {"added": 0, "updated": 0, "errors": ["The file is over 1 MB."]}
+        return render(request, "students/import.html", _page({"report": report}), status_code=413)
+    result = await import_csv(service, coach, decode_upload(raw))
+    await session.commit()
+    await runtime.forget_stats([s.id for s in result.updated])
+    if result.resync:
+        runtime.start_sync(
+            coach_id=coach.id, student_ids=[s.id for s in result.resync], trigger="import"
+        )
+    report = {
+        "added": len(result.added),
+        "updated": len(result.updated),
+        "errors": report_lines(result.errors),
+    }
+    status = 200 if not result.errors else 422
+    return render(request, "students/import.html", _page({"report": report}), status_code=status)
+
+
+# ---------------------------------------------------------------- settings
+
+
+@router.get("/settings")
+async def settings_page(
+    request: Request,
+    coach: CoachUser,
+    session: ReadSessionDep,
+    service: StudentServiceDep,
+    runtime: RuntimeDep,
+) -> Response:
+    zone = await service.default_zone(coach.id)
+    row = await load_settings(session, coach.id, zone, runtime.clock)
+    flash = "Settings saved." if request.query_params.get("saved") else None
+    context = _settings_context(row.sync_cron, row, {}, flash)
+    return render(request, "students/settings.html", context)
+
+
+@router.post("/settings")
+async def save_settings_page(
+    request: Request,
+    coach: CoachUser,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    service: StudentServiceDep,
+) -> Response:
+    form = await request.form()
+    try:
+        values = _settings_input(form)
+        row = await save_settings(session, coach.id, values, runtime.clock)
+    except (ScheduleError, ValueError) as error:
+        zone = await service.default_zone(coach.id)
+        row = await load_settings(session, coach.id, zone, runtime.clock)
+        context = _settings_context(row.sync_cron, row, {"form": str(error)}, None)
+        return render(request, "students/settings.html", context, status_code=422)
+    return _back("/students/settings?saved=1")
+
+
+def _settings_input(form: FormData) -> SettingsInput:
+    def number(name: str, default: int) -> int:
+        raw = str(form.get(name) or "").strip()
+        if not raw:
+            return default
+        if not raw.isdigit():
+            raise ValueError(f"{name.replace('_', ' ')} must be a whole number")
+        return int(raw)
+
+    hour, _, minute = str(form.get("time") or "03:00").partition(":")
+    picker = Picker(
+        frequency=str(form.get("frequency") or "daily"),
+        hour=int(hour) if hour.isdigit() else -1,
+        minute=int(minute) if minute.isdigit() else -1,
+        every_hours=number("every_hours", 6),
+        weekday=number("weekday", 1),
+        custom=str(form.get("custom") or ""),
+    )
+    repeat = str(form.get("repeat_every_days") or "").strip()
+    return SettingsInput(
+        picker=picker,
+        timezone=str(form.get("timezone") or "UTC").strip(),
+        inactive_days=number("inactive_days", 7),
+        accepted_only=form.get("accepted_only") == "on",
+        repeat_every_days=int(repeat) if repeat.isdigit() else None,
+    )
+
+
+def _settings_context(
+    cron: str, row: Any, errors: dict[str, str], flash: str | None
+) -> dict[str, Any]:
+    return _page(
+        {
+            "settings": row,
+            "picker": picker_of(cron),
+            "schedule_text": describe(cron, row.timezone),
+            "every_hours": EVERY_HOURS,
+            "weekdays": list(enumerate(WEEKDAYS)),
+            "errors": errors,
+            "flash": flash,
+        }
+    )
+
+
+# Last: `/{student_id}` would otherwise shadow `/import` and `/settings`.
+# ---------------------------------------------------------------- profile
+
+
+@router.get("/{student_id}")
+async def student_profile(
+    request: Request,
+    student_id: StudentId,
+    coach: CoachUser,
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    contests: str = "90",
+    problems: str = "30",
+) -> Response:
+    student = await StudentRepository(session).get(student_id, coach_scope(coach))
+    if student is None:
+        raise StudentNotFoundError
+    contest_days = parse_period(contests, CONTEST_PERIODS)
+    problem_days = parse_period(problems, PROBLEM_PERIODS)
+    dashboard = DashboardService(session, runtime.cache, runtime.clock)
+    history = await dashboard.contests(student, contest_days)
+    figures = await dashboard.problems(student, problem_days)
+    today = _today(runtime.clock(), student)
+    context = _page(
+        {
+            "student": student,
+            "history": history,
+            "figures": figures,
+            "contest_days": contest_days,
+            "problem_days": problem_days,
+            "contest_periods": CONTEST_PERIODS,
+            "problem_periods": PROBLEM_PERIODS,
+            "heat_cells": heat_cells(figures["heatmap"], today, problem_days),
+            "flash": request.query_params.get("flash"),
+        }
+    )
+    return render(request, "students/profile.html", context)
+
+
+def _today(now: datetime, student: Student) -> date:
+    return now.astimezone(student_zone(student)).date()

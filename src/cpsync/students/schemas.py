@@ -1,0 +1,138 @@
+"""Shapes of student input (forms, CSV rows and JSON alike) and of API output."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cpsync.students.models import Student
+
+# Codeforces handles: 3 to 24 letters, digits, underscore, dot or hyphen.
+HANDLE = re.compile(r"^[A-Za-z0-9_.\-]{3,24}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9 ().\-]{3,40}$")
+
+
+class StudentInput(BaseModel):
+    """What a coach may set on a student: nothing else is ever assigned from input."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    email: str = ""
+    phone: str = ""
+    handle: str
+    group: str = Field(default="", max_length=100)
+    timezone: str = ""  # blank: the coach's zone
+    reminders_enabled: bool = True
+
+    @field_validator("handle")
+    @classmethod
+    def _handle(cls, value: str) -> str:
+        if not HANDLE.match(value):
+            raise ValueError("A Codeforces handle has 3 to 24 letters, digits, _ . or -.")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        email = value.lower()
+        if email and (len(email) > 320 or not _EMAIL.match(email)):
+            raise ValueError("Enter an email address like name@example.com.")
+        return email
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        if value and not _PHONE.match(value):
+            raise ValueError("Use digits, spaces, + ( ) . or - only.")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if value:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"Unknown time zone {value!r}; use e.g. Asia/Kolkata.") from exc
+        return value
+
+
+def field_errors(error: ValidationError) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else "form"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        errors.setdefault(name, message)
+    return errors
+
+
+class StudentOut(BaseModel):
+    id: int
+    name: str
+    email: str
+    phone: str
+    handle: str
+    group: str
+    timezone: str
+    reminders_enabled: bool
+    rating: int | None
+    max_rating: int | None
+    rank: str | None
+    max_rank: str | None
+    last_online_at: datetime | None
+    last_synced_at: datetime | None
+    last_sync_error: str | None
+    reminders_sent: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, student: Student) -> StudentOut:
+        return cls(
+            id=student.id,
+            name=student.name,
+            email=student.email,
+            phone=student.phone,
+            handle=student.handle,
+            group=student.group_name,
+            timezone=student.timezone,
+            reminders_enabled=student.reminders_enabled,
+            rating=student.rating,
+            max_rating=student.max_rating,
+            rank=student.rank,
+            max_rank=student.max_rank,
+            last_online_at=student.last_online_at,
+            last_synced_at=student.last_synced_at,
+            last_sync_error=student.last_sync_error,
+            reminders_sent=student.reminders_sent,
+            created_at=student.created_at,
+            updated_at=student.updated_at,
+        )
+
+
+class StudentList(BaseModel):
+    students: list[StudentOut]
+    total: int
+    page: int
+    per_page: int
+
+
+class SyncStarted(BaseModel):
+    status: str
+    students: int
+
+
+class ImportRowError(BaseModel):
+    line: int
+    errors: dict[str, str]
+
+
+class ImportReport(BaseModel):
+    added: int
+    updated: int
+    errors: list[ImportRowError]

@@ -1,0 +1,235 @@
+"""Adding, editing and deleting students: the coach-facing use cases.
+
+A handle is checked against Codeforces before anything is saved (an unknown handle is
+a form error); the spelling Codeforces answers with is stored. A changed handle is a
+different account: its stored rows are dropped and the student is synced in full.
+Callers commit (commit at the edges) and then start the immediate sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cpsync.accounts.models import Preferences, Role, User
+from cpsync.clock import Clock
+from cpsync.errors import CpsyncError
+from cpsync.students.codeforces import CodeforcesError, UserLookup
+from cpsync.students.models import Student, StudentRating, StudentSubmission
+from cpsync.students.repository import StudentRepository
+from cpsync.students.schemas import StudentInput
+
+UNKNOWN_HANDLE = "Codeforces has no user with this handle."
+UNCHECKED_HANDLE = "Codeforces could not be reached to check this handle; try again shortly."
+DUPLICATE_HANDLE = "You already track a student with this handle."
+
+
+class StudentFormError(CpsyncError):
+    status_code = 422
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class StudentNotFoundError(CpsyncError):
+    status_code = 404
+
+    def __init__(self) -> None:
+        super().__init__("No such student.")
+
+
+class NotACoachError(CpsyncError):
+    status_code = 403
+
+    def __init__(self) -> None:
+        super().__init__("Only coaches and admins track students.")
+
+
+class HandleChecker(Protocol):
+    async def canonical_handles(self, handles: Sequence[str]) -> dict[str, str | None]:
+        """Casefolded handle -> Codeforces' spelling, or None when it does not exist.
+
+        Raises CodeforcesError when Codeforces cannot answer.
+        """
+
+
+class UserLookups(Protocol):
+    async def lookup_users(self, handles: Sequence[str]) -> UserLookup: ...
+
+
+class CodeforcesHandleChecker:
+    def __init__(self, client: UserLookups, *, timeout_seconds: float | None = None) -> None:
+        self._client = client
+        self._timeout = timeout_seconds
+
+    async def canonical_handles(self, handles: Sequence[str]) -> dict[str, str | None]:
+        try:
+            lookup = await asyncio.wait_for(self._client.lookup_users(handles), self._timeout)
+        except TimeoutError as exc:
+            raise CodeforcesError(UNCHECKED_HANDLE) from exc
+        if lookup.unresolved:
+            raise CodeforcesError(UNCHECKED_HANDLE)
+        answer: dict[str, str | None] = {}
+        for handle in handles:
+            info = lookup.get(handle)
+            answer[handle.casefold()] = info.handle if info is not None else None
+        return answer
+
+
+def coach_scope(user: User) -> int | None:
+    """Whose students a user sees: their own (coach), everyone's (admin, None)."""
+    if user.role == Role.ADMIN:
+        return None
+    if user.role == Role.COACH:
+        return user.id
+    raise NotACoachError
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    student: Student
+    needs_sync: bool
+
+
+class StudentService:
+    def __init__(self, session: AsyncSession, checker: HandleChecker, clock: Clock) -> None:
+        self._session = session
+        self._repository = StudentRepository(session)
+        self._checker = checker
+        self._clock = clock
+
+    async def get(self, user: User, student_id: int) -> Student:
+        student = await self._repository.get(student_id, coach_scope(user))
+        if student is None:
+            raise StudentNotFoundError
+        return student
+
+    async def add(self, coach: User, values: StudentInput) -> Saved:
+        coach_scope(coach)
+        if await self._repository.by_handle(coach.id, values.handle) is not None:
+            raise StudentFormError({"handle": DUPLICATE_HANDLE})
+        handle = await self._check_one(values.handle)
+        now = self._clock()
+        student = Student(
+            coach_id=coach.id,
+            handle=handle,
+            handle_key=handle.casefold(),
+            created_at=now,
+            updated_at=now,
+            pending_verdicts=False,
+            needs_full_sync=True,
+            reminders_sent=0,
+        )
+        self._assign(student, values, await self.default_zone(coach.id))
+        self._repository.add(student)
+        await self._session.flush()
+        return Saved(student, needs_sync=True)
+
+    async def update(self, user: User, student_id: int, values: StudentInput) -> Saved:
+        student = await self.get(user, student_id)
+        changed = values.handle.casefold() != student.handle_key
+        if changed:
+            other = await self._repository.by_handle(student.coach_id, values.handle)
+            if other is not None and other.id != student.id:
+                raise StudentFormError({"handle": DUPLICATE_HANDLE})
+            handle = await self._check_one(values.handle)
+            await self._forget_account(student)
+            student.handle, student.handle_key = handle, handle.casefold()
+        self._assign(student, values, await self.default_zone(student.coach_id))
+        student.updated_at = self._clock()
+        await self._session.flush()
+        return Saved(student, needs_sync=changed)
+
+    async def delete(self, user: User, student_id: int) -> None:
+        student = await self.get(user, student_id)
+        await self._repository.delete(student)
+
+    async def set_reminders(self, user: User, student_id: int, enabled: bool) -> Student:
+        student = await self.get(user, student_id)
+        student.reminders_enabled = enabled
+        student.updated_at = self._clock()
+        return student
+
+    async def default_zone(self, coach_id: int) -> str:
+        preferences = await self._session.get(Preferences, coach_id)
+        if preferences is not None and preferences.timezone:
+            return preferences.timezone
+        settings = await self._repository.settings_for(coach_id)
+        return settings.timezone if settings is not None else "UTC"
+
+    async def _check_one(self, handle: str) -> str:
+        try:
+            canonical = (await self._checker.canonical_handles([handle])).get(handle.casefold())
+        except CodeforcesError as error:
+            raise StudentFormError({"handle": UNCHECKED_HANDLE}) from error
+        if canonical is None:
+            raise StudentFormError({"handle": UNKNOWN_HANDLE})
+        return canonical
+
+    async def _forget_account(self, student: Student) -> None:
+        """The rows belonged to the previous handle's account."""
+        for model in (StudentSubmission, StudentRating):
+            await self._session.execute(delete(model).where(model.student_id == student.id))
+        student.rating = student.max_rating = None
+        student.rank = student.max_rank = None
+        student.last_online_at = student.last_synced_at = None
+        student.newest_submission_id = None
+        student.pending_verdicts = False
+        student.needs_full_sync = True
+        student.last_sync_error = None
+
+    @staticmethod
+    def _assign(student: Student, values: StudentInput, default_zone: str) -> None:
+        student.name = values.name
+        student.email = values.email
+        student.phone = values.phone
+        student.group_name = values.group
+        student.timezone = values.timezone or default_zone
+        student.reminders_enabled = values.reminders_enabled
+
+    async def existing_by_key(self, coach_id: int) -> dict[str, Student]:
+        rows = await self._session.scalars(select(Student).where(Student.coach_id == coach_id))
+        return {student.handle_key: student for student in rows}
+
+    async def resolve_handles(self, handles: Sequence[str]) -> dict[str, str | None] | None:
+        """One batched check for many handles; None when Codeforces cannot answer."""
+        if not handles:
+            return {}
+        try:
+            return await self._checker.canonical_handles(handles)
+        except CodeforcesError:
+            return None
+
+    async def save_imported(
+        self, coach: User, target: Student | None, values: StudentInput, handle: str, zone: str
+    ) -> Saved:
+        """Store a row whose handle was already checked (see csv_io)."""
+        now = self._clock()
+        if target is None:
+            student = Student(
+                coach_id=coach.id,
+                handle=handle,
+                handle_key=handle.casefold(),
+                created_at=now,
+                pending_verdicts=False,
+                needs_full_sync=True,
+                reminders_sent=0,
+            )
+            self._repository.add(student)
+            changed = True
+        else:
+            student = target
+            changed = handle.casefold() != student.handle_key
+            if changed:
+                await self._forget_account(student)
+                student.handle, student.handle_key = handle, handle.casefold()
+        self._assign(student, values, zone)
+        student.updated_at = now
+        await self._session.flush()
+        return Saved(student, needs_sync=changed)
