@@ -17,6 +17,7 @@ from cpsync.contests.service import RefreshReport
 from cpsync.db import Database, open_database
 from cpsync.http import HttpClient
 from cpsync.locks import MemoryLocks
+from cpsync.notify.email import DisabledMailer
 from cpsync.settings import Settings
 from tests.calendars.fake_google import FakeGoogleServer
 from tests.calendars.service_support import (
@@ -63,6 +64,7 @@ async def resources(
         kit.service(),
         None,  # type: ignore[arg-type]  # contests are not refreshed here
         broker,
+        DisabledMailer(),
     )
     return resources, kicked
 

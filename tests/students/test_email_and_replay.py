@@ -3,15 +3,10 @@ Codeforces answers (replay server), and the scheduler's jobs from stored setting
 
 from __future__ import annotations
 
-import email
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import Message
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from cpsync.cache import MemoryCache
@@ -25,39 +20,18 @@ from cpsync.students.models import Student, StudentRating, StudentSettings, Stud
 from cpsync.students.reminder_service import ReminderService
 from cpsync.students.sync_service import StudentSyncService
 from cpsync.students.tasks import student_jobs
+from tests.radicale_server import free_port
 from tests.replay import ReplayServer, Reply
+from tests.smtp_receiver import Inbox, smtp_receiver
 
 from .conftest import OWN, recording
 from .support import CountingThrottle, add_coach, add_student, no_sleep
 
 
-def free_port() -> int:
-    # aiosmtpd's Controller(port=0) does not work: pick a free port first (stack.md).
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
+    with smtp_receiver() as receiver:
+        yield receiver
 
 
 def serve(server: ReplayServer, target: str, name: str) -> None:

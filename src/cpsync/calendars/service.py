@@ -82,8 +82,8 @@ class CalendarOptions:
 
 
 class Notifier:
-    """Owes users a message. No email sender exists in cpsync yet: notifications are
-    recorded (`calendar_notifications`, `sent_at` empty) for a sender to deliver."""
+    """Owes users a message: recorded in `calendar_notifications`, emailed by
+    `cpsync.calendars.notifications.deliver_pending` after the sync task."""
 
     async def reconnect_needed(self, repository: CalendarRepository, link: CalendarLink) -> None:
         repository.add(

@@ -22,6 +22,7 @@ from taskiq import AsyncBroker
 from cpsync.accounts.crypto import load_keyring
 from cpsync.cache import Cache, open_cache
 from cpsync.calendars.config import calendar_options
+from cpsync.calendars.notifications import deliver_pending
 from cpsync.calendars.plan import EventKey
 from cpsync.calendars.service import CalendarService
 from cpsync.clock import Clock, utc_now
@@ -30,6 +31,7 @@ from cpsync.db import Database, open_database
 from cpsync.http import HttpClient
 from cpsync.jobs import JobState, finish_job, start_job
 from cpsync.locks import Locks, open_locks
+from cpsync.notify.email import Mailer, mailer_from_url
 from cpsync.queue import kick
 from cpsync.scheduler import ScheduledJob
 from cpsync.settings import Settings
@@ -52,6 +54,7 @@ class TaskResources:
     calendars: CalendarService
     contests: ContestService
     broker: AsyncBroker
+    mailer: Mailer
     closers: Sequence[Callable[[], Awaitable[object]]] = ()
 
 
@@ -90,8 +93,18 @@ class ResourcePool:
         )
         contests = ContestService(db, platform_http, settings, self._clock)
         closers = [calendar_http.aclose, platform_http.aclose, locks.close, cache.close, db.dispose]
+        mailer = mailer_from_url(settings.smtp_url)
         return TaskResources(
-            settings, self._clock, db, cache, locks, calendars, contests, self._broker, closers
+            settings,
+            self._clock,
+            db,
+            cache,
+            locks,
+            calendars,
+            contests,
+            self._broker,
+            mailer,
+            closers,
         )
 
     async def close(self) -> None:
@@ -101,7 +114,10 @@ class ResourcePool:
 
 
 async def sync_user(resources: TaskResources, user_id: int, check_remote: bool) -> int:
-    return await resources.calendars.sync_user(user_id, check_remote=check_remote)
+    runs = await resources.calendars.sync_user(user_id, check_remote=check_remote)
+    # A run may have found a revoked token: tell the user now, not at the next sweep.
+    await deliver_pending(resources.db, resources.mailer, resources.clock)
+    return runs
 
 
 async def reconcile_all(resources: TaskResources) -> int:
