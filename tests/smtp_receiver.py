@@ -10,7 +10,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from tests.radicale_server import free_port
+from tests.net import free_port
 
 
 class Inbox:

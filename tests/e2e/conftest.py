@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -27,6 +26,7 @@ from cpsync.db import open_database
 from cpsync.platforms.base import ParsedContest
 from cpsync.settings import Settings
 from tests.conftest import unavailable
+from tests.net import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -122,13 +122,6 @@ def run_async(coroutine: Coroutine[Any, Any, None]) -> None:
     thread.join()
     if failures:
         raise failures[0]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -19,7 +19,8 @@ from cpsync.clock import utc_now
 from cpsync.db import open_database
 from cpsync.settings import Settings
 from cpsync.students.routes import build_router
-from tests.e2e.conftest import ServerThread, free_port, run_async
+from tests.e2e.conftest import ServerThread, run_async
+from tests.net import free_port
 from tests.students.simulated_codeforces import (
     IdSource,
     SimulatedCodeforces,

@@ -20,7 +20,7 @@ from cpsync.students.models import Student, StudentRating, StudentSettings, Stud
 from cpsync.students.reminder_service import ReminderService
 from cpsync.students.sync_service import StudentSyncService
 from cpsync.students.tasks import student_jobs
-from tests.radicale_server import free_port
+from tests.net import free_port
 from tests.replay import ReplayServer, Reply
 from tests.smtp_receiver import Inbox, smtp_receiver
 
