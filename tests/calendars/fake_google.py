@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import hashlib
 import json
 import random
 import re
@@ -238,6 +239,7 @@ class FakeGoogle:
     client_secret: str = "client-secret"
     refresh_tokens: set[str] = field(default_factory=lambda: {"refresh-1"})
     access_tokens: set[str] = field(default_factory=set)
+    codes: dict[str, tuple[str, str]] = field(default_factory=dict)
     calendars: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: {"primary": {}})
     faults: list[Fault] = field(default_factory=list)
     batch_faults: list[Fault] = field(default_factory=list)
@@ -353,11 +355,11 @@ class FakeGoogle:
         if "application/x-www-form-urlencoded" not in headers.get("content-type", ""):
             return answer(400, {"error": "invalid_request"})
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-        if (form.get("client_id"), form.get("client_secret")) != (
-            self.client_id,
-            self.client_secret,
-        ):
+        if _client_of(form, headers) != (self.client_id, self.client_secret):
             return answer(401, {"error": "invalid_client"})
+        if form.get("grant_type") == "authorization_code":
+            status, payload = self._exchange_code(form)
+            return answer(status, payload)
         if form.get("grant_type") != "refresh_token":
             return answer(400, {"error": "unsupported_grant_type"})
         with self.lock:
@@ -371,6 +373,35 @@ class FakeGoogle:
             200,
             {"access_token": access, "expires_in": 3599, "token_type": "Bearer", "scope": scope},
         )
+
+    def grant_code(self, code_challenge: str, redirect_uri: str) -> str:
+        """The user consented at Google: a single-use code for this PKCE challenge."""
+        code = secrets.token_urlsafe(16)
+        with self.lock:
+            self.codes[code] = (code_challenge, redirect_uri)
+        return code
+
+    def _exchange_code(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        with self.lock:
+            grant = self.codes.pop(form.get("code", ""), None)  # single use
+        if grant is None:
+            return 400, {"error": "invalid_grant", "error_description": "Bad code."}
+        challenge, redirect_uri = grant
+        verifier = form.get("code_verifier", "").encode()
+        computed = base64.urlsafe_b64encode(hashlib.sha256(verifier).digest()).rstrip(b"=")
+        if computed.decode() != challenge or form.get("redirect_uri") != redirect_uri:
+            return 400, {"error": "invalid_grant", "error_description": "PKCE or redirect."}
+        refresh, access = f"refresh-{secrets.token_hex(4)}", f"ya29.{secrets.token_urlsafe(24)}"
+        with self.lock:
+            self.refresh_tokens.add(refresh)
+            self.access_tokens.add(access)
+        return 200, {
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_in": 3599,
+            "token_type": "Bearer",
+            "scope": "https://www.googleapis.com/auth/calendar.app.created",
+        }
 
     def _authenticate(self, headers: dict[str, str]) -> None:
         authorization = headers.get("authorization", "")
@@ -726,3 +757,12 @@ def fake_google_server(fake: FakeGoogle | None = None) -> Iterator[FakeGoogleSer
         yield server
     finally:
         server.stop()
+
+
+def _client_of(form: dict[str, str], headers: dict[str, str]) -> tuple[str | None, str | None]:
+    """Client credentials from the form, or from HTTP Basic as Google also accepts."""
+    authorization = headers.get("authorization", "")
+    if authorization.startswith("Basic "):
+        user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
+        return unquote(user), unquote(password)
+    return form.get("client_id"), form.get("client_secret")
