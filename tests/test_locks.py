@@ -90,7 +90,7 @@ async def test_fifty_concurrent_requests_make_at_most_two_runs(
         running += 1
         overlaps = max(overlaps, running)
         runs += 1
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
         running -= 1
 
     done = await asyncio.gather(

@@ -361,7 +361,7 @@ async def test_concurrent_requests_coalesce_into_at_most_two_runs(google_linked:
 
     async def timed(user_id: int, check_remote: bool) -> Any:
         began = loop.time()
-        await asyncio.sleep(0.05)  # long enough that requests pile up behind it
+        await asyncio.sleep(0.5)  # long enough that all requests pile up behind it
         result = await original(user_id, check_remote)
         spans.append((began, loop.time()))
         return result

@@ -118,7 +118,7 @@ async def _finish_in_process(broker: InMemoryBroker, seconds: float = 10.0) -> N
 
 def install_calendars(app: FastAPI, settings: Settings, *, run_scheduler: bool = False) -> None:
     """Add the calendar routes and resources to the app. With `run_scheduler` (the
-    embedded `cpsync serve`) the periodic jobs fire in this process too."""
+    embedded `cpsync serve`) the queue's periodic jobs fire in this process too."""
     from cpsync.calendars.routes import api_router, page_router
 
     inner = app.router.lifespan_context
@@ -129,13 +129,12 @@ def install_calendars(app: FastAPI, settings: Settings, *, run_scheduler: bool =
             context = application.state.cpsync
             web = await open_calendar_web(context, settings)
             application.state.calendars = web
-            ticking = _start_scheduler(web, settings, context) if run_scheduler else None
+            ticking = _start_scheduler(web, settings, context, with_queue_jobs=run_scheduler)
             try:
                 yield state
             finally:
-                if ticking is not None:
-                    ticking.cancel()
-                    await asyncio.gather(ticking, return_exceptions=True)
+                ticking.cancel()
+                await asyncio.gather(ticking, return_exceptions=True)
                 await web.close()
 
     app.router.lifespan_context = lifespan
@@ -143,9 +142,13 @@ def install_calendars(app: FastAPI, settings: Settings, *, run_scheduler: bool =
     app.include_router(api_router)
 
 
-def _start_scheduler(web: CalendarWeb, settings: Settings, context: Any) -> asyncio.Task[None]:
-    jobs = calendar_tasks.scheduled_jobs(web.broker.broker, settings)
-    jobs.append(_prune_sessions_job(context))
+def _start_scheduler(
+    web: CalendarWeb, settings: Settings, context: Any, *, with_queue_jobs: bool
+) -> asyncio.Task[None]:
+    """Session pruning runs in every web process (the shared locks make one of them fire
+    each occurrence); the queue's periodic jobs only where no `cpsync scheduler` runs."""
+    jobs = calendar_tasks.scheduled_jobs(web.broker.broker, settings) if with_queue_jobs else []
+    jobs.append(_prune_sessions_job(context, settings.queue_name))
     locks = open_locks(settings.cache_url)
     clock: Clock = context.clock
 
@@ -161,7 +164,7 @@ def _start_scheduler(web: CalendarWeb, settings: Settings, context: Any) -> asyn
     return asyncio.create_task(run(), name="cpsync-scheduler")
 
 
-def _prune_sessions_job(context: Any) -> ScheduledJob:
+def _prune_sessions_job(context: Any, prefix: str) -> ScheduledJob:
     """The housekeeping the app's old refresh loop did after each refresh."""
     from cpsync.accounts.service import AccountService
 
@@ -170,7 +173,7 @@ def _prune_sessions_job(context: Any) -> ScheduledJob:
             accounts = AccountService(session, context.keyring, context.policy, context.clock)
             await accounts.prune_sessions()
 
-    return ScheduledJob("sessions.prune", prune, every=timedelta(minutes=30))
+    return ScheduledJob(f"{prefix}:sessions.prune", prune, every=timedelta(minutes=30))
 
 
 def get_calendar_web(request: Request) -> CalendarWeb:
