@@ -16,6 +16,8 @@ import pytest
 from fastapi import FastAPI
 
 from cpsync.calendars.web import install_calendars
+from cpsync.contests.merge import ChangeKind
+from cpsync.contests.service import RefreshReport
 from cpsync.settings import Settings
 from cpsync.web.app import create_app
 from tests.calendars.service_support import NOW, add_contests
@@ -136,3 +138,15 @@ async def test_fifty_concurrent_sync_requests_run_at_most_twice(
     assert 1 <= len(spans) <= 2
     spans.sort()
     assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
+
+
+async def test_a_manual_refresh_fans_out_to_the_concerned_users(
+    app: FastAPI, client: WebClient, radicale_url: str
+) -> None:
+    await _connect(client, radicale_url)
+    await _wait_json(client, "/api/v1/calendars", "last_status", "succeeded")
+    hook = app.state.cpsync.scheduler.on_refreshed
+    moved = [RefreshReport("codeforces", changes=[("2050", ChangeKind.RESCHEDULED)])]
+    unrelated = [RefreshReport("codeforces", changes=[("nope", ChangeKind.ADDED)])]
+    assert len(await hook(moved)) == 1
+    assert await hook(unrelated) == []

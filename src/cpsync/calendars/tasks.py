@@ -142,9 +142,21 @@ async def refresh_contests(resources: TaskResources, manual: bool = False) -> li
 
 
 async def fan_out(resources: TaskResources, changed: list[EventKey]) -> list[int]:
-    users = await resources.calendars.users_to_sync(changed)
-    for user_id in users:
+    async def enqueue(user_id: int) -> None:
         await kick(resources.broker, SYNC_USER, user_id, False)
+
+    return await fan_out_with(resources.calendars, enqueue, changed)
+
+
+async def fan_out_with(
+    calendars: CalendarService,
+    enqueue: Callable[[int], Awaitable[object]],
+    changed: list[EventKey],
+) -> list[int]:
+    """Queue a sync for exactly the users the changed contests concern."""
+    users = await calendars.users_to_sync(changed)
+    for user_id in users:
+        await enqueue(user_id)
     log.info("calendars.fan_out changed=%d users=%d", len(changed), len(users))
     return users
 

@@ -22,6 +22,7 @@ from cpsync.calendars import tasks as calendar_tasks
 from cpsync.calendars.config import calendar_options
 from cpsync.calendars.service import CalendarService
 from cpsync.clock import Clock
+from cpsync.contests.service import RefreshReport
 from cpsync.errors import CpsyncError
 from cpsync.http import HttpClient
 from cpsync.locks import open_locks
@@ -129,6 +130,7 @@ def install_calendars(app: FastAPI, settings: Settings, *, run_scheduler: bool =
             context = application.state.cpsync
             web = await open_calendar_web(context, settings)
             application.state.calendars = web
+            context.scheduler.on_refreshed = partial(_fan_out, web)
             ticking = _start_scheduler(web, settings, context, with_queue_jobs=run_scheduler)
             try:
                 yield state
@@ -174,6 +176,16 @@ def _prune_sessions_job(context: Any, prefix: str) -> ScheduledJob:
             await accounts.prune_sessions()
 
     return ScheduledJob(f"{prefix}:sessions.prune", prune, every=timedelta(minutes=30))
+
+
+async def _fan_out(web: CalendarWeb, reports: list[RefreshReport]) -> list[int]:
+    """After the admin's manual refresh: the same fan-out as the queued refresh task."""
+
+    async def enqueue(user_id: int) -> None:
+        await web.broker.kick(calendar_tasks.SYNC_USER, user_id, False)
+
+    changed = calendar_tasks.changed_keys(reports)
+    return await calendar_tasks.fan_out_with(web.service, enqueue, changed)
 
 
 def get_calendar_web(request: Request) -> CalendarWeb:

@@ -26,7 +26,6 @@ from sqlalchemy import text
 from cpsync.accounts.crypto import load_keyring, load_secret_key
 from cpsync.accounts.csrf import AnonymousCsrf
 from cpsync.accounts.routes import router as accounts_router
-from cpsync.accounts.service import AccountService
 from cpsync.accounts.sessions import SessionPolicy
 from cpsync.cache import Cache, open_cache
 from cpsync.calendars.web import install_calendars
@@ -50,7 +49,7 @@ from cpsync.web.middleware import (
     parse_trusted_proxies,
 )
 from cpsync.web.ratelimit import CacheWindowLimiter
-from cpsync.web.scheduler import RefreshScheduler
+from cpsync.web.scheduler import ManualRefresh
 from cpsync.web.templating import STATIC_DIR, create_templates
 
 SWAGGER_CDN = "https://cdn.jsdelivr.net"
@@ -78,13 +77,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         http = HttpClient(settings)
         contests = ContestService(db, http, settings, clock)
 
-        async def prune_sessions() -> None:
-            async with db.session() as session, session.begin():
-                await AccountService(session, keyring, policy, clock).prune_sessions()
-
-        scheduler = RefreshScheduler(
-            db, contests, clock, settings.refresh_interval_minutes, housekeeping=prune_sessions
-        )
+        scheduler = ManualRefresh(db, contests, clock)
         app.state.cpsync = AppContext(
             settings=settings,
             clock=clock,
@@ -99,7 +92,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             scheduler=scheduler,
         )
         # Periodic refreshes come from cpsync.scheduler jobs (in this process in the
-        # embedded mode, `cpsync scheduler` when scaled); this one serves /admin/refresh.
+        # embedded mode, `cpsync scheduler` when scaled); this serves /admin/refresh.
         try:
             yield
         finally:

@@ -17,7 +17,7 @@ from cpsync.contests.service import ContestService
 from cpsync.db import Database
 from cpsync.http import HttpClient
 from cpsync.settings import Settings
-from cpsync.web.scheduler import RefreshScheduler
+from cpsync.web.scheduler import ManualRefresh
 
 
 @dataclass(slots=True)
@@ -32,7 +32,7 @@ class AppContext:
     anon_csrf: AnonymousCsrf
     templates: Jinja2Templates
     contests: ContestService
-    scheduler: RefreshScheduler
+    scheduler: ManualRefresh
 
     def accounts(self, session: AsyncSession) -> AccountService:
         return AccountService(session, self.keyring, self.policy, self.clock)
