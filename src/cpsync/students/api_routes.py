@@ -13,7 +13,7 @@ from cpsync.students.dashboard_service import DashboardService, parse_period
 from cpsync.students.deps import CoachUser, RuntimeDep, StudentId, StudentServiceDep
 from cpsync.students.repository import SORTABLE, StudentRepository
 from cpsync.students.schemas import StudentInput, StudentList, StudentOut, SyncStarted
-from cpsync.students.service import StudentFormError, StudentNotFoundError, coach_scope
+from cpsync.students.service import StudentFormError, coach_scope, visible_student
 from cpsync.students.stats import CONTEST_PERIODS, PROBLEM_PERIODS
 from cpsync.web.deps import CsrfProtected, ReadSessionDep, SessionDep
 
@@ -104,9 +104,7 @@ async def student_contests(
     runtime: RuntimeDep,
     days: str = "all",
 ) -> dict[str, Any]:
-    student = await StudentRepository(session).get(student_id, coach_scope(coach))
-    if student is None:
-        raise StudentNotFoundError
+    student = await visible_student(session, coach, student_id)
     dashboard = DashboardService(session, runtime.cache, runtime.clock)
     return await dashboard.contests(student, parse_period(days, CONTEST_PERIODS))
 
@@ -119,9 +117,7 @@ async def student_problems(
     runtime: RuntimeDep,
     days: str = "all",
 ) -> dict[str, Any]:
-    student = await StudentRepository(session).get(student_id, coach_scope(coach))
-    if student is None:
-        raise StudentNotFoundError
+    student = await visible_student(session, coach, student_id)
     dashboard = DashboardService(session, runtime.cache, runtime.clock)
     return await dashboard.problems(student, parse_period(days, PROBLEM_PERIODS))
 

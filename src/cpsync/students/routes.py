@@ -31,7 +31,7 @@ from cpsync.students.schedule import (
     picker_of,
 )
 from cpsync.students.schemas import StudentInput, field_errors
-from cpsync.students.service import StudentFormError, StudentNotFoundError, coach_scope
+from cpsync.students.service import StudentFormError, coach_scope, visible_student
 from cpsync.students.settings_service import SettingsInput, load_settings, save_settings
 from cpsync.students.stats import CONTEST_PERIODS, PROBLEM_PERIODS
 from cpsync.students.views import Pager, heat_cells, profile_url, rank_class
@@ -395,9 +395,7 @@ async def student_profile(
     contests: str = "90",
     problems: str = "30",
 ) -> Response:
-    student = await StudentRepository(session).get(student_id, coach_scope(coach))
-    if student is None:
-        raise StudentNotFoundError
+    student = await visible_student(session, coach, student_id)
     contest_days = parse_period(contests, CONTEST_PERIODS)
     problem_days = parse_period(problems, PROBLEM_PERIODS)
     dashboard = DashboardService(session, runtime.cache, runtime.clock)

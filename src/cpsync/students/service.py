@@ -82,6 +82,14 @@ class CodeforcesHandleChecker:
         return answer
 
 
+async def visible_student(session: AsyncSession, user: User, student_id: int) -> Student:
+    """The student, if this user may see them; otherwise a 404 (never a hint that it exists)."""
+    student = await StudentRepository(session).get(student_id, coach_scope(user))
+    if student is None:
+        raise StudentNotFoundError
+    return student
+
+
 def coach_scope(user: User) -> int | None:
     """Whose students a user sees: their own (coach), everyone's (admin, None)."""
     if user.role == Role.ADMIN:
@@ -105,10 +113,7 @@ class StudentService:
         self._clock = clock
 
     async def get(self, user: User, student_id: int) -> Student:
-        student = await self._repository.get(student_id, coach_scope(user))
-        if student is None:
-            raise StudentNotFoundError
-        return student
+        return await visible_student(self._session, user, student_id)
 
     async def add(self, coach: User, values: StudentInput) -> Saved:
         coach_scope(coach)
