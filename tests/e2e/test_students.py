@@ -121,7 +121,7 @@ def sign_in(page: Any) -> None:
     page.wait_for_url("**/calendar")
 
 
-def test_add_student_charts_toggle_and_csv(page: Any) -> None:
+def test_add_student_charts_toggle_and_csv(page: Any, screenshots: Path) -> None:
     sign_in(page)
     page.goto("/students/new")
     page.get_by_label("Name").fill('Gennady, "the" Korotkevich')
@@ -147,6 +147,7 @@ def test_add_student_charts_toggle_and_csv(page: Any) -> None:
         or ""
     )
     assert page.locator(".contest-table tbody tr").count() > 0
+    page.screenshot(path=str(screenshots / "student-profile.png"), full_page=True)
 
     page.goto("/students")
     switch = page.get_by_role("switch", name='Reminders for Gennady, "the" Korotkevich')
@@ -155,6 +156,7 @@ def test_add_student_charts_toggle_and_csv(page: Any) -> None:
     page.wait_for_selector("button[role='switch'][aria-checked='false']")
     page.reload()
     assert page.get_by_role("switch").first.get_attribute("aria-checked") == "false"
+    page.screenshot(path=str(screenshots / "students-table.png"), full_page=True)
 
     with page.expect_download() as download_info:
         page.locator("#download-csv").click()
