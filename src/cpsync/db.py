@@ -6,10 +6,10 @@ only a URL in settings.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,16 +70,37 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 @dataclass(frozen=True)
 class Database:
+    """The primary (every write, and reads when there is no replica) and any read replicas."""
+
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    replicas: tuple[async_sessionmaker[AsyncSession], ...] = ()
+    _turn: Iterator[int] = field(default_factory=lambda: itertools.count())
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             yield session
 
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A session on the next replica in turn, or on the primary when there is none.
+
+        Replicas lag the primary: read from them only what may be a moment stale."""
+        if not self.replicas:
+            async with self.session() as session:
+                yield session
+            return
+        factory = self.replicas[next(self._turn) % len(self.replicas)]
+        async with factory() as session:
+            yield session
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        for factory in self.replicas:
+            bind = factory.kw.get("bind")
+            if isinstance(bind, AsyncEngine):
+                await bind.dispose()
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -112,7 +133,11 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> Database
     engine = create_engine(url)
     if migrate:
         await upgrade_schema(engine)
-    return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
+    replicas = tuple(
+        async_sessionmaker(create_engine(replica), expire_on_commit=False)
+        for replica in settings.replica_urls()
+    )
+    return Database(engine, async_sessionmaker(engine, expire_on_commit=False), replicas)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -134,8 +159,3 @@ async def upgrade_schema(engine: AsyncEngine, revision: str = "heads") -> None:
 
 def _run_upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(alembic_config(connection), revision)
-
-
-def run_sync(coro: Any) -> Any:
-    """Run a coroutine from synchronous code (the CLI)."""
-    return asyncio.run(coro)

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str = ""
+    # Comma-separated read replicas of the PostgreSQL primary (streaming replication).
+    database_replica_urls: str = ""
     cache_url: str = "memory://"
     broker_url: str = "memory://"
 
@@ -134,6 +136,9 @@ class Settings(BaseSettings):
     def plain_http_localhost(self) -> bool:
         """Serving plain HTTP on this machine only: the one case for non-Secure cookies."""
         return self.public_url.startswith(("http://localhost", "http://127.0.0.1", "http://[::1]"))
+
+    def replica_urls(self) -> list[str]:
+        return [url.strip() for url in self.database_replica_urls.split(",") if url.strip()]
 
     def resolved_database_url(self) -> str:
         """The configured URL, or a SQLite file in the data directory."""

@@ -46,15 +46,20 @@ async def get_session(context: ContextDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_read_session(session: SessionDep) -> AsyncSession:
-    # One database today, so reads share the request's session: a second session per
-    # request would hold two pool connections, and under load every request would wait
-    # for a connection held by another (seen at 16 concurrent home-page requests).
-    # A read replica, when there is one, is chosen here.
-    return session
+async def get_read_session(context: ContextDep, session: SessionDep) -> AsyncIterator[AsyncSession]:
+    """A replica's session when there are replicas; otherwise the request's own session.
+
+    Never a second session on the primary: it would hold two pool connections per
+    request, and under load every request would wait for a connection held by another
+    (seen at 16 concurrent home-page requests). Replicas have pools of their own."""
+    if not context.db.replicas:
+        yield session
+        return
+    async with context.db.read_session() as replica:
+        yield replica
 
 
-ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
 def get_accounts(context: ContextDep, session: SessionDep) -> AccountService:
