@@ -70,11 +70,6 @@ class AccountRepository:
     async def feed_token_of(self, user_id: int) -> FeedToken | None:
         return await self._session.get(FeedToken, user_id)
 
-    async def feed_token_by_hash(self, token_hash: str) -> FeedToken | None:
-        return await self._session.scalar(
-            select(FeedToken).where(FeedToken.token_hash == token_hash)
-        )
-
     async def feed_owner(
         self, token_hash: str
     ) -> tuple[FeedToken, User, Preferences | None] | None:
@@ -96,9 +91,3 @@ class AccountRepository:
         return await self._session.scalar(
             select(OAuthLink).where(OAuthLink.provider == provider, OAuthLink.subject == subject)
         )
-
-    async def all_feed_tokens(self) -> Sequence[FeedToken]:
-        return (await self._session.scalars(select(FeedToken))).all()
-
-    async def all_oauth_links(self) -> Sequence[OAuthLink]:
-        return (await self._session.scalars(select(OAuthLink))).all()

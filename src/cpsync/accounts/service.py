@@ -311,11 +311,6 @@ class AccountService:
         await self._repo.flush()
         return user
 
-    def reveal_refresh_token(self, link: OAuthLink) -> str | None:
-        if link.refresh_token_encrypted is None:
-            return None
-        return self._keyring.decrypt(link.refresh_token_encrypted, REFRESH_TOKEN_PURPOSE)
-
 
 def feed_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()

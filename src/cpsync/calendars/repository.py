@@ -14,7 +14,6 @@ from cpsync.calendars.desired import ContestView
 from cpsync.calendars.models import (
     CalendarLink,
     LinkState,
-    Notification,
     PushedEventRow,
     RequestState,
     SyncRequest,
@@ -156,10 +155,6 @@ class CalendarRepository:
                 .where(SyncRequest.id.in_(ids))
                 .values(state=state, summary=summary[:2000], finished_at=now)
             )
-
-    async def notifications_of(self, user_id: int) -> list[Notification]:
-        query = select(Notification).where(Notification.user_id == user_id)
-        return list((await self._session.scalars(query.order_by(Notification.id))).all())
 
     # -- contests (read through this domain's own narrow view) ----------------------
 

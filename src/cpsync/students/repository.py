@@ -250,18 +250,10 @@ class StudentRepository:
                 grouped.setdefault(row[0], []).append(CatalogueProblem(*row))
         return grouped
 
-    async def catalogue_size(self) -> int:
-        return int(
-            await self._session.scalar(select(func.count()).select_from(CodeforcesProblem)) or 0
-        )
-
     # ------------------------------------------------------------ settings, runs
 
     async def settings_for(self, coach_id: int) -> StudentSettings | None:
         return await self._session.get(StudentSettings, coach_id)
-
-    async def all_settings(self) -> list[StudentSettings]:
-        return list((await self._session.scalars(select(StudentSettings))).all())
 
     async def recent_runs(self, coach_id: int | None, limit: int = 5) -> list[StudentSyncRun]:
         statement = select(StudentSyncRun).order_by(StudentSyncRun.id.desc()).limit(limit)
@@ -312,14 +304,6 @@ class StudentRepository:
                 .where(Student.id == reminder.student_id)
                 .values(reminders_sent=Student.reminders_sent + 1)
             )
-
-    async def attempts_for(self, student_id: int) -> list[ReminderAttempt]:
-        statement = (
-            select(ReminderAttempt)
-            .where(ReminderAttempt.student_id == student_id)
-            .order_by(ReminderAttempt.id.desc())
-        )
-        return list((await self._session.scalars(statement)).all())
 
 
 def submission_values(student_id: int, submission: Submission) -> dict[str, Any]:
