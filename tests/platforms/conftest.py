@@ -21,6 +21,10 @@ def own_files(platform: str, pattern: str = "*.json") -> list[Path]:
     return sorted((OWN_FIXTURES / platform).glob(pattern))
 
 
+def own_file(platform: str, name: str) -> bytes:
+    return (OWN_FIXTURES / platform / name).read_bytes()
+
+
 def shared_file(relative: str) -> Path:
     """One named recording, or a clean skip when the recordings are not available."""
     path = SHARED_FIXTURES / relative

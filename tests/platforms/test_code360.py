@@ -8,15 +8,10 @@ import pytest
 
 from cpsync.platforms.code360 import PLATFORM, Code360ParseError
 
-from .conftest import own_files
+from .conftest import own_file, own_files
 
 FIXTURES = own_files("code360")
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-
-def _fixture(name: str) -> bytes:
-    (path,) = (path for path in FIXTURES if path.name == name)
-    return path.read_bytes()
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda path: path.stem)
@@ -32,7 +27,7 @@ def test_parses_fixture(path: Path) -> None:
 
 
 def test_contest_list_fixture_exactly() -> None:
-    result = PLATFORM.parse(_fixture("contest-list-page1-2026-11-22.json"), NOW)
+    result = PLATFORM.parse(own_file("code360", "contest-list-page1-2026-11-22.json"), NOW)
 
     by_key = {contest.key: contest for contest in result.contests}
     # The hiring sprint has no slug (skipped); weekly contest 158 is over.

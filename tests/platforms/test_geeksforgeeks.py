@@ -9,15 +9,10 @@ import pytest
 
 from cpsync.platforms.geeksforgeeks import PLATFORM, GeeksforgeeksParseError
 
-from .conftest import own_files
+from .conftest import own_file, own_files
 
 FIXTURES = own_files("geeksforgeeks")
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-
-def _fixture(name: str) -> bytes:
-    (path,) = (path for path in FIXTURES if path.name == name)
-    return path.read_bytes()
 
 
 def _events(*upcoming: dict[str, Any]) -> bytes:
@@ -37,7 +32,7 @@ def test_parses_fixture(path: Path) -> None:
 
 
 def test_events_fixture_exactly() -> None:
-    result = PLATFORM.parse(_fixture("events-contest-2026-11-22.json"), NOW)
+    result = PLATFORM.parse(own_file("geeksforgeeks", "events-contest-2026-11-22.json"), NOW)
 
     by_key = {contest.key: contest for contest in result.contests}
     # Contest 229 ended this morning India time; the problem of the month has no start.

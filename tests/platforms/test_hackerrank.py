@@ -9,15 +9,10 @@ import pytest
 from cpsync.platforms.base import BROWSER_HEADERS
 from cpsync.platforms.hackerrank import PLATFORM, HackerrankParseError
 
-from .conftest import own_files
+from .conftest import own_file, own_files
 
 FIXTURES = own_files("hackerrank")
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-
-def _fixture(name: str) -> bytes:
-    (path,) = (path for path in FIXTURES if path.name == name)
-    return path.read_bytes()
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda path: path.stem)
@@ -34,7 +29,7 @@ def test_parses_fixture(path: Path) -> None:
 
 
 def test_upcoming_fixture_exactly() -> None:
-    result = PLATFORM.parse(_fixture("contests-upcoming-2026-11-22.json"), NOW)
+    result = PLATFORM.parse(own_file("hackerrank", "contests-upcoming-2026-11-22.json"), NOW)
 
     by_key = {contest.key: contest for contest in result.contests}
     # The running hiring challenge stays; the ended Halloween Hack goes; ProjectEuler+
