@@ -26,16 +26,15 @@ from cpsync.calendars.notifications import deliver_pending
 from cpsync.calendars.plan import EventKey
 from cpsync.calendars.service import CalendarService
 from cpsync.clock import Clock, utc_now
+from cpsync.contests.recorded import recorded_refresh
 from cpsync.contests.service import ContestService, RefreshReport
 from cpsync.db import Database, open_database
 from cpsync.http import HttpClient
-from cpsync.jobs import JobState, finish_job, start_job
 from cpsync.locks import Locks, open_locks
 from cpsync.notify.email import Mailer, mailer_from_url
 from cpsync.queue import kick
 from cpsync.scheduler import ScheduledJob
 from cpsync.settings import Settings
-from cpsync.web.scheduler import JOB_KIND, summarise
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +128,9 @@ async def reconcile_all(resources: TaskResources) -> int:
 
 async def refresh_contests(resources: TaskResources, manual: bool = False) -> list[int]:
     """Refresh, record the run for /admin, and fan out to the users it concerns."""
-    kind = JOB_KIND + (" (manual)" if manual else "")
-    job_id = await start_job(resources.db, kind, resources.clock())
-    try:
-        reports = await resources.contests.refresh()
-    except Exception as exc:
-        await finish_job(resources.db, job_id, JobState.FAILED, repr(exc), resources.clock())
-        raise
-    state = JobState.SUCCEEDED if all(r.ok for r in reports) else JobState.FAILED
-    await finish_job(resources.db, job_id, state, summarise(reports), resources.clock())
+    reports = await recorded_refresh(
+        resources.db, resources.contests, resources.clock, manual=manual
+    )
     return await fan_out(resources, changed_keys(reports))
 
 

@@ -13,13 +13,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from cpsync.clock import Clock
-from cpsync.contests.merge import ChangeKind
+from cpsync.contests.recorded import recorded_refresh
 from cpsync.contests.service import ContestService, RefreshReport
 from cpsync.db import Database
-from cpsync.jobs import JobState, finish_job, start_job
 
 log = logging.getLogger(__name__)
-JOB_KIND = "contests.refresh"
 
 RefreshedHook = Callable[[list[RefreshReport]], Awaitable[object]]
 
@@ -62,30 +60,12 @@ class ManualRefresh:
         if self._lock.locked():
             return
         async with self._lock:
-            kind = JOB_KIND + (" (manual)" if manual else "")
-            job_id = await start_job(self._db, kind, self._clock())
             try:
-                reports = await self._contests.refresh()
-            except Exception as exc:
+                reports = await recorded_refresh(
+                    self._db, self._contests, self._clock, manual=manual
+                )
+            except Exception:
                 log.exception("scheduler.refresh.failed")
-                await finish_job(self._db, job_id, JobState.FAILED, repr(exc), self._clock())
                 return
-            state = JobState.SUCCEEDED if all(r.ok for r in reports) else JobState.FAILED
-            await finish_job(self._db, job_id, state, summarise(reports), self._clock())
             if self.on_refreshed is not None:
                 await self.on_refreshed(reports)
-
-
-def summarise(reports: list[RefreshReport]) -> str:
-    parts = []
-    for report in reports:
-        if report.error:
-            parts.append(f"{report.platform}: failed ({report.error})")
-            continue
-        added = report.count(ChangeKind.ADDED) + report.count(ChangeKind.RESTORED)
-        changed = report.count(ChangeKind.RESCHEDULED) + report.count(ChangeKind.RENAMED)
-        parts.append(
-            f"{report.platform}: {added} new, {changed} changed, "
-            f"{report.count(ChangeKind.CANCELLED)} cancelled, {report.unchanged} unchanged"
-        )
-    return "; ".join(parts)
