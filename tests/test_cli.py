@@ -13,7 +13,6 @@ from icalendar import Calendar
 from typer.testing import CliRunner
 
 from cpsync.cli import app
-from cpsync.db import Database
 from cpsync.platforms.registry import PLATFORMS
 from cpsync.runtime import Runtime
 from cpsync.settings import Settings
@@ -163,7 +162,3 @@ def test_real_process_uses_base_url_settings(
     rows = json.loads(listing.stdout)
     # Only the contests still ahead of today's real clock remain.
     assert all(row["end"] > "2026-11-22" for row in rows)
-
-
-def test_database_fixture_is_used(database: Database) -> None:
-    assert database.engine is not None
