@@ -426,3 +426,64 @@ async def test_api_form_errors_use_the_validation_shape(app) -> None:
         )
         assert created.status_code == 201
         assert created.json()["handle"] == "tourist"
+
+
+@pytest.fixture
+def renamed(sim: SimulatedCodeforces) -> SimulatedCodeforces:
+    """`OldAbsam` became `-Absam-`: user.info answers the old handle with the new record."""
+    sim.add(SimUser("OldAbsam", registered=unix(NOW) - 86400 * 900, last_online=unix(NOW)))
+    sim.rename("OldAbsam", "-Absam-")
+    return sim
+
+
+async def upload(http: WebClient, text: str, **fields: str) -> object:
+    csrf = csrf_of(await http.get("/students/import"))
+    return await http.post(
+        "/students/import",
+        data={"csrf_token": csrf, **fields},
+        files={"file": ("students.csv", text.encode(), "text/csv")},
+    )
+
+
+async def test_an_old_handle_of_a_tracked_student_is_a_form_error(app, renamed) -> None:
+    async with coach_client(app, "coach@example.com") as http:
+        assert (await add(http, name="Absam", handle="-Absam-")).status_code == 303
+        again = await add(http, name="Typed Name", handle="OldAbsam", phone="+91 98765 43210")
+        assert again.status_code == 422
+        assert "already tracked as -Absam-" in again.text
+        assert 'value="Typed Name"' in again.text  # what the coach typed is kept
+        assert 'value="+91 98765 43210"' in again.text
+
+        await add(http, name="Gennady", handle="tourist")
+        tourist = await one_id(app, "tourist")
+        csrf = csrf_of(await http.get(f"/students/{tourist}/edit"))
+        edited = await http.post(
+            f"/students/{tourist}/edit",
+            data={"csrf_token": csrf, "name": "Gennady K.", "handle": "OldAbsam"},
+        )
+        assert edited.status_code == 422
+        assert "already tracked as -Absam-" in edited.text
+        assert 'value="Gennady K."' in edited.text
+        listing = (await http.get("/api/v1/students?sort=name")).json()
+        assert [(s["name"], s["handle"]) for s in listing["students"]] == [
+            ("Absam", "-Absam-"),
+            ("Gennady", "tourist"),
+        ]
+
+
+async def test_csv_row_with_an_old_handle_is_reported_and_the_others_import(app, renamed) -> None:
+    async with coach_client(app, "coach@example.com") as http:
+        await add(http, name="Absam", handle="-Absam-")
+        answer = await upload(http, "name,handle\r\nOld,OldAbsam\r\nPetr,Petr\r\n")
+        assert answer.status_code in (200, 422)
+        await app.state.students.wait_idle()
+        report = await import_report(http, answer)
+        assert "Line 2" in report
+        assert "already tracked as -Absam-" in report
+        listing = (await http.get("/api/v1/students?sort=name")).json()
+        assert [s["handle"] for s in listing["students"]] == ["-Absam-", "Petr"]
+
+
+async def import_report(http: WebClient, answer: object) -> str:
+    """The page that finally shows an upload's report."""
+    return str(answer.text)  # type: ignore[attr-defined]

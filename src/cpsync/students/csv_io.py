@@ -28,6 +28,7 @@ from cpsync.students.service import (
     UNCHECKED_HANDLE,
     UNKNOWN_HANDLE,
     StudentService,
+    tracked_as,
 )
 
 COLUMNS = [
@@ -177,7 +178,7 @@ async def import_csv(service: StudentService, coach: User, text: str) -> ImportR
     canonical = await service.resolve_handles(to_check)
     zone = await service.default_zone(coach.id)
     for row, target in planned:
-        await _apply(service, coach, row, target, canonical, zone, result)
+        await _apply(service, coach, row, target, canonical, zone, existing, result)
     result.errors.sort()
     return result
 
@@ -189,6 +190,7 @@ async def _apply(
     target: Student | None,
     canonical: dict[str, str | None] | None,
     zone: str,
+    existing: dict[str, Student],
     result: ImportResult,
 ) -> None:
     key = row.values.handle.casefold()
@@ -201,8 +203,13 @@ async def _apply(
         if found is None:
             result.errors.append((row.line, {"handle": UNKNOWN_HANDLE}))
             return
+        other = existing.get(found.casefold())
+        if other is not None and other is not target:
+            result.errors.append((row.line, {"handle": tracked_as(other.handle)}))
+            return
         handle = found
     saved = await service.save_imported(coach, target, row.values, handle, zone)
+    existing[saved.student.handle_key] = saved.student  # later rows see this claim
     (result.updated if target is not None else result.added).append(saved.student)
     if saved.needs_sync:
         result.resync.append(saved.student)

@@ -29,6 +29,11 @@ UNCHECKED_HANDLE = "Codeforces could not be reached to check this handle; try ag
 DUPLICATE_HANDLE = "You already track a student with this handle."
 
 
+def tracked_as(handle: str) -> str:
+    """For a handle Codeforces answers under a (renamed) handle the coach already tracks."""
+    return f"This handle is already tracked as {handle} (Codeforces renamed it)."
+
+
 class StudentFormError(CpsyncError):
     status_code = 422
 
@@ -120,6 +125,7 @@ class StudentService:
         if await self._repository.by_handle(coach.id, values.handle) is not None:
             raise StudentFormError({"handle": DUPLICATE_HANDLE})
         handle = await self._check_one(values.handle)
+        await self._refuse_renamed_duplicate(coach.id, handle, None)
         now = self._clock()
         student = Student(
             coach_id=coach.id,
@@ -144,6 +150,7 @@ class StudentService:
             if other is not None and other.id != student.id:
                 raise StudentFormError({"handle": DUPLICATE_HANDLE})
             handle = await self._check_one(values.handle)
+            await self._refuse_renamed_duplicate(student.coach_id, handle, student.id)
             await self._forget_account(student)
             student.handle, student.handle_key = handle, handle.casefold()
         self._assign(student, values, await self.default_zone(student.coach_id))
@@ -176,6 +183,14 @@ class StudentService:
         if canonical is None:
             raise StudentFormError({"handle": UNKNOWN_HANDLE})
         return canonical
+
+    async def _refuse_renamed_duplicate(
+        self, coach_id: int, handle: str, student_id: int | None
+    ) -> None:
+        """The typed handle was free, but Codeforces' spelling may belong to a tracked one."""
+        other = await self._repository.by_handle(coach_id, handle)
+        if other is not None and other.id != student_id:
+            raise StudentFormError({"handle": tracked_as(other.handle)})
 
     async def _forget_account(self, student: Student) -> None:
         """The rows belonged to the previous handle's account."""
