@@ -13,7 +13,7 @@ from cpsync.platforms.leetcode import PLATFORM, QUERY, LeetcodeParseError
 
 from .conftest import shared_file, shared_files
 
-GRAPHQL_RECORDINGS = shared_files("leetcode", "graphql-*.json")
+GRAPHQL_RECORDINGS = shared_files("leetcode", "graphql-allContests-*.json")
 ALL_CONTESTS = "leetcode/graphql-allContests-2026-06-13-oiertool.json"
 
 
