@@ -1,4 +1,10 @@
-"""Shared fixtures: recorded responses, databases on SQLite and PostgreSQL, settings."""
+"""Shared fixtures: recorded responses, databases on SQLite and PostgreSQL, settings, and
+the machine's Redis and RabbitMQ.
+
+Every service address comes from the environment (`CPSYNC_TEST_POSTGRES_DSN`,
+`CPSYNC_TEST_REDIS_URL`, `CPSYNC_TEST_AMQP_URL`), and everything a run writes to Redis or
+RabbitMQ lives under `run_namespace`, so two `make test` runs can share one machine.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aio_pika
 import asyncpg
 import pytest
+import redis
 from sqlalchemy import text
 
 from cpsync.db import Base, Database, open_database
@@ -23,6 +31,8 @@ OWN_FIXTURES = Path(__file__).resolve().parent / "fixtures"
 POSTGRES_ADMIN_DSN = os.environ.get(
     "CPSYNC_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+REDIS_TEST_URL = os.environ.get("CPSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+AMQP_TEST_URL = os.environ.get("CPSYNC_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 def services_required() -> bool:
@@ -41,6 +51,62 @@ def shared_fixtures() -> Path:
     if not SHARED_FIXTURES.is_dir():
         pytest.skip("../shared/fixtures is not beside the repository")
     return SHARED_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def run_namespace() -> str:
+    """This test run's own prefix for Redis keys, queues and exchanges."""
+    return f"cpsync-test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def queue_name(run_namespace: str) -> str:
+    """A queue (and key namespace) of this test's own, inside the run's namespace."""
+    return f"{run_namespace}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="session")
+def redis_url(run_namespace: str) -> Iterator[str]:
+    """The machine's Redis; the run's keys are deleted at the end of the session."""
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        client.close()
+        unavailable(f"Redis at {REDIS_TEST_URL}: {exc}")
+    yield REDIS_TEST_URL
+    try:
+        for key in client.scan_iter(match=f"{run_namespace}*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """The machine's RabbitMQ (credentials and virtual host checked by connecting)."""
+
+    async def connect() -> None:
+        connection = await aio_pika.connect(AMQP_TEST_URL, timeout=5)
+        await connection.close()
+
+    try:
+        asyncio.run(connect())
+    except (OSError, aio_pika.exceptions.AMQPException, TimeoutError) as exc:
+        unavailable(f"RabbitMQ at {AMQP_TEST_URL}: {exc!r}")
+    return AMQP_TEST_URL
+
+
+async def delete_rabbitmq_queues(url: str, name: str) -> None:
+    """Remove what `cpsync.queue` declared on RabbitMQ for queue name `name`."""
+    connection = await aio_pika.connect(url, timeout=5)
+    try:
+        channel = await connection.channel()
+        for queue in (f"{name}.tasks", f"{name}.tasks.delayed"):
+            await channel.queue_delete(queue)
+        await channel.exchange_delete(name)
+    finally:
+        await connection.close()
 
 
 @pytest.fixture(scope="session")

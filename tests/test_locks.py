@@ -9,32 +9,28 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from cpsync.cache import MemoryCache, RedisCache
-from cpsync.locks import LockBusyError, Locks, MemoryLocks, RedisLocks, held, run_coalesced
-from tests.conftest import unavailable
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-async def redis_up() -> bool:
-    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        await client.ping()
-    except (aioredis.RedisError, OSError):
-        return False
-    finally:
-        await client.aclose()
-    return True
+from cpsync.cache import MemoryCache, RedisCache, open_cache
+from cpsync.locks import (
+    LockBusyError,
+    Locks,
+    MemoryLocks,
+    RedisLocks,
+    held,
+    open_locks,
+    run_coalesced,
+)
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def backends(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Locks, object]]:
+async def backends(
+    request: pytest.FixtureRequest, queue_name: str
+) -> AsyncIterator[tuple[Locks, object]]:
     if request.param == "memory":
         yield MemoryLocks(), MemoryCache()
         return
-    if not await redis_up():
-        unavailable("Redis at 127.0.0.1:6379 not reachable")
-    locks, cache = RedisLocks(REDIS_URL), RedisCache(REDIS_URL, prefix=f"t{uuid.uuid4().hex}:")
+    url = request.getfixturevalue("redis_url")
+    locks = RedisLocks(url, prefix=f"{queue_name}:lock:")
+    cache = RedisCache(url, prefix=f"{queue_name}:")
     yield locks, cache
     await locks.close()
     await cache.close()
@@ -123,3 +119,29 @@ async def test_long_work_keeps_its_lock(backends: tuple[Locks, object]) -> None:
         assert not await locks.acquire(name, "intruder", 0.3)
 
     assert await run_coalesced(locks, cache, name, work, 0.3) == 1  # type: ignore[arg-type]
+
+
+async def test_deployments_sharing_one_redis_keep_locks_and_values_apart(
+    redis_url: str, run_namespace: str, queue_name: str
+) -> None:
+    """Two test runs (or deployments) differ only by `queue_name`: nothing crosses over."""
+    ours, theirs = f"{queue_name}-a", f"{queue_name}-b"
+    our_locks, their_locks = open_locks(redis_url, ours), open_locks(redis_url, theirs)
+    our_cache, their_cache = open_cache(redis_url, ours), open_cache(redis_url, theirs)
+    probe = aioredis.Redis.from_url(redis_url, socket_timeout=None)
+    try:
+        assert await our_locks.acquire("scheduler:job", "us", 5)
+        assert await their_locks.acquire("scheduler:job", "them", 5)
+        await our_cache.set("rate:ip", b"ours", 5)
+        assert await their_cache.get("rate:ip") is None
+        keys = {key.decode() async for key in probe.scan_iter(match=f"{queue_name}-*")}
+        assert keys == {
+            f"{ours}:lock:scheduler:job",
+            f"{theirs}:lock:scheduler:job",
+            f"{ours}:rate:ip",
+        }
+        assert queue_name.startswith(run_namespace)  # swept at the end of the session
+    finally:
+        for closable in (our_locks, their_locks, our_cache, their_cache):
+            await closable.close()
+        await probe.aclose()

@@ -8,49 +8,30 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from cpsync.queue import BrokerConfigError, kick, make_broker
 from cpsync.settings import Settings
-from tests.conftest import REPO_ROOT, unavailable
-
-RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def reachable(url: str) -> bool:
-    if url.startswith("redis"):
-        try:
-            redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-        except redis.RedisError:
-            return False
-        return True
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
-    except OSError:
-        return False
-    return True
+from tests.conftest import REPO_ROOT, delete_rabbitmq_queues
 
 
 @pytest.fixture(params=["redis", "amqp"])
 def broker_url(request: pytest.FixtureRequest) -> str:
-    url = REDIS_URL if request.param == "redis" else RABBITMQ_URL
-    if not reachable(url):
-        unavailable(f"{request.param} broker not reachable")
+    """The machine's Redis or RabbitMQ, from CPSYNC_TEST_REDIS_URL / CPSYNC_TEST_AMQP_URL."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
     return url
 
 
 @pytest.fixture
-def queue_name() -> str:
-    """A queue of this test's own: leftovers of other runs never reach its workers."""
-    return f"cpsync-test-{uuid.uuid4().hex[:10]}"
+def broker_queue(broker_url: str, queue_name: str) -> Iterator[str]:
+    """This test's queue on the broker; RabbitMQ's queues are deleted afterwards (Redis
+    keys go with the run's namespace at the end of the session)."""
+    yield queue_name
+    if broker_url.startswith("amqp"):
+        asyncio.run(delete_rabbitmq_queues(broker_url, queue_name))
 
 
 def settings_for(url: str, name: str) -> Settings:
@@ -98,7 +79,7 @@ class Worker:
 
 
 @pytest.fixture
-def workers(broker_url: str) -> Iterator[list[Worker]]:
+def workers(broker_queue: str) -> Iterator[list[Worker]]:
     started: list[Worker] = []
     yield started
     for worker in started:
@@ -131,8 +112,9 @@ async def kick_all(
 
 
 def test_tasks_reach_a_worker_process(
-    broker_url: str, queue_name: str, workers: list[Worker], tmp_path: Path
+    broker_url: str, broker_queue: str, workers: list[Worker], tmp_path: Path
 ) -> None:
+    queue_name = broker_queue
     workers.append(Worker(broker_url, queue_name))
     out = tmp_path / "done"
     asyncio.run(kick_all(broker_url, queue_name, out, ["one", "two", "three"]))
@@ -141,8 +123,9 @@ def test_tasks_reach_a_worker_process(
 
 
 def test_task_of_a_killed_worker_runs_again_elsewhere(
-    broker_url: str, queue_name: str, workers: list[Worker], tmp_path: Path
+    broker_url: str, broker_queue: str, workers: list[Worker], tmp_path: Path
 ) -> None:
+    queue_name = broker_queue
     first = Worker(broker_url, queue_name)
     workers.append(first)
     out = tmp_path / "done"

@@ -142,9 +142,11 @@ def _millis(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-def open_cache(url: str) -> Cache:
+def open_cache(url: str, namespace: str = "cpsync") -> Cache:
+    """`namespace` (the deployment's `queue_name`) prefixes every Redis key, so deployments
+    sharing one Redis keep their values apart."""
     if url.startswith("memory://"):
         return MemoryCache()
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisCache(url)
+        return RedisCache(url, prefix=f"{namespace}:")
     raise CacheError(f"unsupported cache URL {url.split(':', 1)[0]}://; use memory:// or redis://")

@@ -120,10 +120,11 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-def open_locks(cache_url: str) -> Locks:
-    """Locks live where the cache lives: in this process, or in Redis."""
+def open_locks(cache_url: str, namespace: str = "cpsync") -> Locks:
+    """Locks live where the cache lives: in this process, or in Redis under `namespace`
+    (the deployment's `queue_name`), so deployments sharing one Redis never block each other."""
     if cache_url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisLocks(cache_url)
+        return RedisLocks(cache_url, prefix=f"{namespace}:lock:")
     return MemoryLocks()
 
 

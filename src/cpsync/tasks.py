@@ -40,7 +40,7 @@ async def run_scheduler(
     """Run the scheduler until cancelled, enqueueing onto the configured broker."""
     target = make_broker(config)
     await target.startup()
-    locks = open_locks(config.cache_url)
+    locks = open_locks(config.cache_url, config.queue_name)
     db = await open_database(config)
     fixed: Sequence[ScheduledJob] = calendar_tasks.scheduled_jobs(target, config)
 

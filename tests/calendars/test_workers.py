@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,8 +39,7 @@ from tests.calendars.service_support import (
     add_user,
     change_contest,
 )
-from tests.conftest import REPO_ROOT, unavailable
-from tests.test_queue import RABBITMQ_URL, REDIS_URL, reachable
+from tests.conftest import REPO_ROOT, delete_rabbitmq_queues
 
 USERS = 6
 CONTESTS = [("codeforces", str(2100 + n), n % 9) for n in range(24)]
@@ -57,12 +55,9 @@ class SlowGoogle(FakeGoogle):
 
 
 @pytest.fixture(params=["redis", "amqp"])
-def broker_url(request: pytest.FixtureRequest) -> str:
-    url = REDIS_URL if request.param == "redis" else RABBITMQ_URL
-    if not reachable(url):
-        unavailable(f"{request.param} broker not reachable")
-    if not reachable(REDIS_URL):
-        unavailable("Redis (locks) not reachable")
+def broker_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+    """The broker under test; Redis holds the locks either way."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
     return url
 
 
@@ -112,13 +107,18 @@ def kill_hard(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def deployment(
-    broker_url: str, postgres_url: str, google: FakeGoogleServer, tmp_path: Path
+    broker_url: str,
+    redis_url: str,
+    queue_name: str,
+    postgres_url: str,
+    google: FakeGoogleServer,
+    tmp_path: Path,
 ) -> Iterator[Deployment]:
-    queue = f"cpsync-test-{uuid.uuid4().hex[:10]}"
+    queue = queue_name
     env = dict(
         os.environ,
         CPSYNC_DATABASE_URL=postgres_url,
-        CPSYNC_CACHE_URL=REDIS_URL,
+        CPSYNC_CACHE_URL=redis_url,
         CPSYNC_BROKER_URL=broker_url,
         CPSYNC_QUEUE_NAME=queue,
         CPSYNC_QUEUE_REDELIVER_SECONDS="3",
@@ -145,6 +145,8 @@ def deployment(
     running = Deployment(env, settings, [])
     yield running
     running.stop_all()
+    if broker_url.startswith("amqp"):
+        asyncio.run(delete_rabbitmq_queues(broker_url, queue))
 
 
 async def _empty(db: Database) -> None:
@@ -271,14 +273,14 @@ def test_killed_worker_leaves_every_calendar_exact(
         assert len(keys) == len(set(keys))  # no duplicates
 
 
-def test_several_schedulers_fire_each_occurrence_once(tmp_path: Path) -> None:
-    if not reachable(REDIS_URL):
-        unavailable("Redis not reachable")
-    queue = f"cpsync-test-{uuid.uuid4().hex[:10]}"
+def test_several_schedulers_fire_each_occurrence_once(
+    redis_url: str, queue_name: str, tmp_path: Path
+) -> None:
+    queue = queue_name
     env = dict(
         os.environ,
-        CPSYNC_CACHE_URL=REDIS_URL,
-        CPSYNC_BROKER_URL=REDIS_URL,
+        CPSYNC_CACHE_URL=redis_url,
+        CPSYNC_BROKER_URL=redis_url,
         CPSYNC_QUEUE_NAME=queue,
         CPSYNC_REFRESH_INTERVAL_MINUTES="0",
         CPSYNC_RECONCILE_CRON="* * * * *",
@@ -288,11 +290,11 @@ def test_several_schedulers_fire_each_occurrence_once(tmp_path: Path) -> None:
     try:
         for _ in range(3):
             running.scheduler()
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(redis_url)
         stream = f"{queue}:tasks"
         assert _wait(lambda: client.xlen(stream) >= 1, 20)
         time.sleep(3)  # every scheduler has ticked at least once more
         assert client.xlen(stream) == 1
     finally:
         running.stop_all()
-        redis.Redis.from_url(REDIS_URL).delete(f"{queue}:tasks")
+        redis.Redis.from_url(redis_url).delete(f"{queue}:tasks")

@@ -6,7 +6,6 @@ import asyncio
 import time
 
 import pytest
-import redis.asyncio as redis
 
 from cpsync.cache import MemoryCache
 from cpsync.clock import utc_now
@@ -14,9 +13,6 @@ from cpsync.http import HttpClient
 from cpsync.settings import Settings
 from cpsync.students.runtime import StudentsRuntime
 from cpsync.students.throttle import InProcessThrottle, RedisThrottle
-from tests.conftest import unavailable
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def test_embedded_mode_throttles_in_process() -> None:
@@ -25,15 +21,15 @@ def test_embedded_mode_throttles_in_process() -> None:
 
 
 @pytest.mark.services
-async def test_two_processes_share_one_bucket_through_redis() -> None:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=None)
-    try:
-        await client.ping()
-    except (redis.RedisError, OSError) as exc:
-        unavailable(f"Redis at {REDIS_URL}: {exc}")
-    finally:
-        await client.aclose()
-    settings = Settings(_env_file=None, cache_url=REDIS_URL, codeforces_interval_seconds=0.2)
+async def test_two_processes_share_one_bucket_through_redis(
+    redis_url: str, queue_name: str
+) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        cache_url=redis_url,
+        queue_name=queue_name,
+        codeforces_interval_seconds=0.2,
+    )
     async with HttpClient(settings) as http:
         runtimes = [
             StudentsRuntime(settings, None, http, MemoryCache(), utc_now)  # type: ignore[arg-type]

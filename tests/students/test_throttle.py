@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from cpsync.students.throttle import (
     InProcessThrottle,
@@ -20,9 +19,7 @@ from cpsync.students.throttle import (
     reserve_slot,
     throttle_from_url,
 )
-from tests.conftest import unavailable
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 # Reading two clocks (ours and Redis's) costs a little precision; lateness never helps.
 TOLERANCE = 0.003
 
@@ -131,7 +128,8 @@ async def test_in_process_throttle_spaces_concurrent_callers() -> None:
 
 def test_throttle_from_url_picks_the_kind() -> None:
     assert isinstance(throttle_from_url("memory://"), InProcessThrottle)
-    assert isinstance(throttle_from_url(REDIS_URL), RedisThrottle)
+    # Picking the kind opens no connection: any Redis URL will do.
+    assert isinstance(throttle_from_url("redis://127.0.0.1:6379/0"), RedisThrottle)
     with pytest.raises(ValueError, match="no throttle"):
         throttle_from_url("amqp://guest@localhost")
 
@@ -139,28 +137,30 @@ def test_throttle_from_url_picks_the_kind() -> None:
 # ---------------------------------------------------------------- Redis
 
 
-def _client() -> Redis:
-    return Redis.from_url(REDIS_URL, socket_timeout=None, socket_connect_timeout=2)
+@dataclass(frozen=True)
+class Bucket:
+    """Where a shared bucket lives: the test Redis, under this test's namespace."""
+
+    url: str
+    key: str
+
+    def client(self) -> Redis:
+        return Redis.from_url(self.url, socket_timeout=None, socket_connect_timeout=2)
 
 
 @pytest.fixture
-async def redis_key() -> AsyncIterator[str]:
-    client = _client()
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        await client.aclose()
-        unavailable(f"Redis at {REDIS_URL}: {exc}")
-    key = f"cpsync:test:throttle:{uuid.uuid4().hex}"
-    yield key
-    await client.delete(key)
+async def bucket(redis_url: str, queue_name: str) -> AsyncIterator[Bucket]:
+    spot = Bucket(redis_url, f"{queue_name}:throttle")
+    yield spot
+    client = spot.client()
+    await client.delete(spot.key)
     await client.aclose()
 
 
-async def _acquire_times(key: str, rate: ThrottleRate, calls: int) -> list[float]:
+async def _acquire_times(bucket: Bucket, rate: ThrottleRate, calls: int) -> list[float]:
     """One client with its own connection, acquiring `calls` times in a row."""
-    client = _client()
-    throttle = RedisThrottle(client, rate, key=key)
+    client = bucket.client()
+    throttle = RedisThrottle(client, rate, key=bucket.key)
     moments: list[float] = []
     try:
         for _ in range(calls):
@@ -171,19 +171,19 @@ async def _acquire_times(key: str, rate: ThrottleRate, calls: int) -> list[float
     return moments
 
 
-def _in_own_loop(key: str, rate: ThrottleRate, calls: int) -> list[float]:
-    return asyncio.run(_acquire_times(key, rate, calls))
+def _in_own_loop(bucket: Bucket, rate: ThrottleRate, calls: int) -> list[float]:
+    return asyncio.run(_acquire_times(bucket, rate, calls))
 
 
 @pytest.mark.services
-async def test_two_processes_worth_of_clients_share_the_rate(redis_key: str) -> None:
+async def test_two_processes_worth_of_clients_share_the_rate(bucket: Bucket) -> None:
     rate = ThrottleRate(interval_seconds=0.1)
     start = time.monotonic()
     # Two threads, each with its own event loop and Redis connection: as independent as
     # two worker processes, and each alone would go twice as fast as the rate allows.
     first, second = await asyncio.gather(
-        asyncio.to_thread(_in_own_loop, redis_key, rate, 5),
-        asyncio.to_thread(_in_own_loop, redis_key, rate, 5),
+        asyncio.to_thread(_in_own_loop, bucket, rate, 5),
+        asyncio.to_thread(_in_own_loop, bucket, rate, 5),
     )
 
     moments = first + second
@@ -192,29 +192,29 @@ async def test_two_processes_worth_of_clients_share_the_rate(redis_key: str) -> 
 
 
 @pytest.mark.services
-async def test_concurrent_tasks_on_one_loop_share_the_rate(redis_key: str) -> None:
+async def test_concurrent_tasks_on_one_loop_share_the_rate(bucket: Bucket) -> None:
     rate = ThrottleRate(interval_seconds=0.05)
     start = time.monotonic()
-    results = await asyncio.gather(*(_acquire_times(redis_key, rate, 3) for _ in range(3)))
+    results = await asyncio.gather(*(_acquire_times(bucket, rate, 3) for _ in range(3)))
     moments = [moment for result in results for moment in result]
     assert_within_rate(start, moments, 0.05)
 
 
 @pytest.mark.services
-async def test_redis_burst_then_rate(redis_key: str) -> None:
+async def test_redis_burst_then_rate(bucket: Bucket) -> None:
     start = time.monotonic()
-    moments = await _acquire_times(redis_key, ThrottleRate(interval_seconds=0.2, burst=3), 5)
+    moments = await _acquire_times(bucket, ThrottleRate(interval_seconds=0.2, burst=3), 5)
     assert moments[2] - start < 0.15  # three tokens at once (generous: a loaded machine)
     assert_within_rate(start, moments, 0.2, burst=3)  # then 4th at +0.2 s, 5th at +0.4 s
 
 
 @pytest.mark.services
-async def test_redis_state_expires_and_is_an_exact_integer(redis_key: str) -> None:
-    client = _client()
+async def test_redis_state_expires_and_is_an_exact_integer(bucket: Bucket) -> None:
+    client = bucket.client()
     try:
-        await RedisThrottle(client, ThrottleRate(interval_seconds=2.0), key=redis_key).acquire()
-        ttl_ms = await client.pttl(redis_key)
-        stored = await client.get(redis_key)
+        await RedisThrottle(client, ThrottleRate(interval_seconds=2.0), key=bucket.key).acquire()
+        ttl_ms = await client.pttl(bucket.key)
+        stored = await client.get(bucket.key)
         seconds, micros = await client.time()
     finally:
         await client.aclose()
@@ -225,7 +225,8 @@ async def test_redis_state_expires_and_is_an_exact_integer(redis_key: str) -> No
 
 
 @pytest.mark.services
-async def test_from_url_owns_and_closes_its_client(redis_key: str) -> None:
-    throttle = RedisThrottle.from_url(REDIS_URL, ThrottleRate(interval_seconds=0.01), key=redis_key)
+async def test_from_url_owns_and_closes_its_client(bucket: Bucket) -> None:
+    rate = ThrottleRate(interval_seconds=0.01)
+    throttle = RedisThrottle.from_url(bucket.url, rate, key=bucket.key)
     await throttle.acquire()
     await throttle.aclose()

@@ -15,11 +15,8 @@ from cpsync.settings import Settings
 from cpsync.web.app import create_app
 from cpsync.web.middleware import client_ip, parse_trusted_proxies
 from cpsync.web.ratelimit import CacheWindowLimiter
-from tests.conftest import unavailable
 from tests.recordings import MutableClock
 from tests.web.conftest import WebClient, csrf_of, make_client
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
@@ -118,18 +115,13 @@ async def test_steady_traffic_does_not_keep_a_window_open_forever() -> None:
     assert served == 20  # ten in each of the two windows
 
 
-async def test_redis_limiter_counts_across_clients_and_resets() -> None:
-    probe = redis.Redis.from_url(REDIS_URL, socket_timeout=None, socket_connect_timeout=1)
-    try:
-        await probe.ping()
-    except (redis.RedisError, OSError) as exc:
-        unavailable(f"Redis at {REDIS_URL}: {exc}")
-    finally:
-        await probe.aclose()
+async def test_redis_limiter_counts_across_clients_and_resets(
+    redis_url: str, queue_name: str
+) -> None:
     now = [5_000_000.0]
     first, second = (
-        RedisCache(REDIS_URL, prefix=f"cpsync-test-{id(now)}:"),
-        RedisCache(REDIS_URL, prefix=f"cpsync-test-{id(now)}:"),
+        RedisCache(redis_url, prefix=f"{queue_name}:"),
+        RedisCache(redis_url, prefix=f"{queue_name}:"),
     )
     try:
         one = CacheWindowLimiter(first, now=lambda: now[0])
@@ -247,30 +239,30 @@ async def test_security_headers(client: WebClient) -> None:
 
 
 async def test_two_processes_share_one_budget_through_redis(
-    database, web_settings: Settings, clock: MutableClock
+    database, web_settings: Settings, clock: MutableClock, redis_url: str, queue_name: str
 ) -> None:
-    probe = redis.Redis.from_url(REDIS_URL, socket_timeout=None, socket_connect_timeout=1)
-    try:
-        await probe.ping()
-    except (redis.RedisError, OSError) as exc:
-        unavailable(f"Redis at {REDIS_URL}: {exc}")
     settings = web_settings.model_copy(
-        update={"cache_url": REDIS_URL, "rate_limit_requests": 4, "rate_limit_window_seconds": 3600}
+        update={
+            "cache_url": redis_url,
+            "queue_name": queue_name,
+            "rate_limit_requests": 4,
+            "rate_limit_window_seconds": 3600,
+        }
     )
-    ip = f"192.0.2.{id(settings) % 250 + 1}"
+    first, second = create_app(settings, clock=clock), create_app(settings, clock=clock)
+    async with first.router.lifespan_context(first), second.router.lifespan_context(second):
+        async with make_client(first) as one, make_client(second) as two:
+            assert (await one.get("/readyz")).json()["checks"]["cache"] == "ok"
+            statuses = [
+                (await http.get("/api/v1/platforms")).status_code
+                for http in (one, two, one, two, one)
+            ]
+    assert statuses == [200, 200, 200, 200, 429]
+    # The budget lives under this test's namespace, not the deployment default's.
+    probe = redis.Redis.from_url(redis_url, socket_timeout=None)
     try:
-        first, second = create_app(settings, clock=clock), create_app(settings, clock=clock)
-        async with first.router.lifespan_context(first), second.router.lifespan_context(second):
-            async with make_client(first, ip=ip) as one, make_client(second, ip=ip) as two:
-                assert (await one.get("/readyz")).json()["checks"]["cache"] == "ok"
-                statuses = [
-                    (await http.get("/api/v1/platforms")).status_code
-                    for http in (one, two, one, two, one)
-                ]
-        assert statuses == [200, 200, 200, 200, 429]
+        assert [key async for key in probe.scan_iter(match=f"{queue_name}:rate:*")]
     finally:
-        async for key in probe.scan_iter(match=f"cpsync:rate:all:{ip}:*"):
-            await probe.delete(key)
         await probe.aclose()
 
 

@@ -76,8 +76,8 @@ class ResourcePool:
     async def _open(self) -> TaskResources:
         settings = self._settings
         db = await open_database(settings)
-        cache = open_cache(settings.cache_url)
-        locks = open_locks(settings.cache_url)
+        cache = open_cache(settings.cache_url, settings.queue_name)
+        locks = open_locks(settings.cache_url, settings.queue_name)
         # Calendar APIs are not scraped sites: no per-host pacing (one host serves all users).
         calendar_http = HttpClient(settings.model_copy(update={"http_min_interval_seconds": 0}))
         platform_http = HttpClient(settings)

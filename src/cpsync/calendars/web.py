@@ -80,7 +80,7 @@ class CalendarWeb:
 async def open_calendar_web(context: Any, settings: Settings) -> CalendarWeb:
     """Built on the app's context (database, cache, keys, clock)."""
     http = HttpClient(settings.model_copy(update={"http_min_interval_seconds": 0}))
-    locks = open_locks(settings.cache_url)
+    locks = open_locks(settings.cache_url, settings.queue_name)
     service = CalendarService(
         context.db,
         http,
@@ -151,7 +151,7 @@ def _start_scheduler(
     each occurrence); the queue's periodic jobs only where no `cpsync scheduler` runs."""
     jobs = calendar_tasks.scheduled_jobs(web.broker.broker, settings) if with_queue_jobs else []
     jobs.append(_prune_sessions_job(context, settings.queue_name))
-    locks = open_locks(settings.cache_url)
+    locks = open_locks(settings.cache_url, settings.queue_name)
     clock: Clock = context.clock
 
     async def source() -> Sequence[ScheduledJob]:

@@ -86,7 +86,7 @@ async def _sync(
         progress.update(task, completed=done, total=total)
 
     db = await open_database(settings)
-    cache = open_cache(settings.cache_url)
+    cache = open_cache(settings.cache_url, settings.queue_name)
     try:
         async with HttpClient(settings) as http:
             runtime = StudentsRuntime(settings, db, http, cache, clock)

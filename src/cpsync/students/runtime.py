@@ -53,7 +53,7 @@ class StudentsRuntime:
         self.db = db
         self.cache = cache
         self.clock = clock
-        self.locks = locks or open_locks(settings.cache_url)
+        self.locks = locks or open_locks(settings.cache_url, settings.queue_name)
         self._owns_locks = locks is None
         rate = ThrottleRate(interval_seconds=self.config.interval_seconds)
         self.throttle: Throttle = throttle or throttle_from_url(self.config.throttle_url, rate)

@@ -45,7 +45,7 @@ class StudentsPool:
             if self._runtime is None:
                 db = await open_database(self._settings)
                 http = HttpClient(self._settings)
-                cache = open_cache(self._settings.cache_url)
+                cache = open_cache(self._settings.cache_url, self._settings.queue_name)
                 self._runtime = StudentsRuntime(self._settings, db, http, cache, self._clock)
                 self._closers = [self._runtime.aclose, http.aclose, cache.close, db.dispose]
             return self._runtime

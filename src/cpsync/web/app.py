@@ -68,7 +68,7 @@ class Readiness(BaseModel):
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     keyring = load_keyring(settings)
     secret_key = load_secret_key(settings)
-    cache = open_cache(settings.cache_url)
+    cache = open_cache(settings.cache_url, settings.queue_name)
     policy = SessionPolicy.from_settings(settings)
 
     @asynccontextmanager
