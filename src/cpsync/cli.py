@@ -326,7 +326,8 @@ def serve(
         limit_concurrency=settings.server_limit_concurrency,
         timeout_keep_alive=settings.server_keep_alive_seconds,
         timeout_graceful_shutdown=10,
-        h11_max_incomplete_event_size=settings.max_header_bytes,
+        # Request line and headers arrive together; cpsync's middleware answers 414 / 431.
+        h11_max_incomplete_event_size=settings.max_request_line_bytes + settings.max_header_bytes,
         log_level="info",
     )
 

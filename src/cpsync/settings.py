@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     session_absolute_days: float = Field(default=14, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     max_header_bytes: int = Field(default=16 * 1024, gt=0)
+    max_request_line_bytes: int = Field(default=8 * 1024, gt=0)
     rate_limit_window_seconds: int = Field(default=60, gt=0)
     rate_limit_requests: int = Field(default=300, gt=0)
     rate_limit_auth_requests: int = Field(default=10, gt=0)

@@ -140,6 +140,7 @@ def _install_middleware(app: FastAPI, settings: Settings, cache: Cache, docs_csp
         RequestLimitsMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
+        max_request_line_bytes=settings.max_request_line_bytes,
     )
     app.add_middleware(ClientIpMiddleware, trusted=parse_trusted_proxies(settings.trusted_proxies))
     app.add_middleware(

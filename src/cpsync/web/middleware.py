@@ -14,7 +14,6 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 import anyio
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cpsync.web.ratelimit import FixedWindowLimiter
@@ -34,9 +33,19 @@ def parse_trusted_proxies(spec: str) -> list[IPNetwork]:
 
 
 def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address as proxies write it: `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]:443`.
+
+    Proxies that append the client's port would otherwise turn every hop into garbage,
+    and every client would then share the proxy's address (and its rate-limit budget).
+    """
     value = value.strip()
-    if value.startswith("[") and "]" in value:
-        value = value[1 : value.index("]")]
+    if value.startswith("["):
+        closing = value.find("]")
+        if closing < 0:
+            return None
+        value = value[1:closing]
+    elif value.count(":") == 1:  # IPv4 with a port; a bare IPv6 address has two or more
+        value = value.split(":", 1)[0]
     try:
         return ipaddress.ip_address(value)
     except ValueError:
@@ -100,22 +109,28 @@ class ClientIpMiddleware:
         await self.app(scope, receive, send)
 
 
-class BodyTooLargeError(HTTPException):
-    def __init__(self) -> None:
-        super().__init__(status_code=413, detail="Request body too large.")
-
-
 class RequestLimitsMiddleware:
-    """431 for oversized headers, 413 for oversized bodies (declared or streamed)."""
+    """414 for an oversized request line, 431 for oversized headers, 413 for oversized bodies.
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_header_bytes: int) -> None:
+    The whole body (declared or chunked) is read and measured here, before the app sees
+    the request: otherwise a check that answers without reading it (CSRF) would hide
+    the 413 behind its own status.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, max_header_bytes: int, max_request_line_bytes: int
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.max_header = max_header_bytes
+        self.max_request_line = max_request_line_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if request_line_bytes(scope) > self.max_request_line:
+            await _send_plain(send, 414, "The address is too long.")
             return
         header_bytes = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
         if header_bytes > self.max_header or len(scope["headers"]) > 100:
@@ -125,36 +140,50 @@ class RequestLimitsMiddleware:
         if declared and (not declared[0].isdigit() or int(declared[0]) > self.max_body):
             await _send_plain(send, 413, "Request body too large.")
             return
-        await self._capped(scope, receive, send)
-
-    async def _capped(self, scope: Scope, receive: Receive, send: Send) -> None:
-        received = 0
-        started = False
-
-        async def capped_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise BodyTooLargeError()
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, capped_receive, tracking_send)
-        except BodyTooLargeError:
-            if started:
-                raise
+        buffered = await _read_body(receive, self.max_body)
+        if buffered is None:
             await _send_plain(send, 413, "Request body too large.")
+            return
+        await self.app(scope, buffered, send)
+
+
+def request_line_bytes(scope: Scope) -> int:
+    """Length of `METHOD /path?query HTTP/1.1` as the client sent it."""
+    target = len(scope.get("raw_path") or scope["path"].encode())
+    query: bytes = scope.get("query_string", b"")
+    if query:
+        target += 1 + len(query)
+    return len(scope["method"]) + 1 + target + len(" HTTP/") + len(scope.get("http_version", ""))
+
+
+async def _read_body(receive: Receive, limit: int) -> Receive | None:
+    """The body read up to `limit` bytes, replayed as one message; None when it is larger."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            first: Message = message  # the client left; let the app see it
+            break
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            first = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            break
+    pending = [first]
+
+    async def replay() -> Message:
+        # After the body, the server's own receive reports the disconnect.
+        return pending.pop() if pending else await receive()
+
+    return replay
 
 
 # Paths where a stricter budget applies to state-changing requests: credential guessing.
-AUTH_PATHS = ("/signin", "/signup", "/auth/google")
+AUTH_PATHS = ("/signin", "/signup", "/auth/google", "/account")
 UNLIMITED_PREFIXES = ("/static/", "/healthz", "/readyz")
 
 
