@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 
 ## Front-end packages pinned in package-lock.json (npm registry, never a CDN, never committed).
 VENDOR := src/cpsync/web/static/vendor
-VENDORED := $(VENDOR)/htmx.min.js $(VENDOR)/chart.umd.min.js
+VENDORED := $(VENDOR)/htmx.min.js $(VENDOR)/chart.umd.min.js \
+	$(VENDOR)/swagger-ui/swagger-ui-bundle.js $(VENDOR)/swagger-ui/swagger-ui.css
 
 $(STAMP): pyproject.toml | $(VENDORED) browser
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,9 @@ $(VENDORED) &: package.json package-lock.json
 	mkdir -p $(VENDOR)
 	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx.min.js
 	cp node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/chart.umd.min.js
+	mkdir -p $(VENDOR)/swagger-ui
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+		$(VENDOR)/swagger-ui/
 
 vendor: $(VENDORED)
 

@@ -52,7 +52,8 @@ from cpsync.web.ratelimit import CacheWindowLimiter
 from cpsync.web.scheduler import ManualRefresh
 from cpsync.web.templating import STATIC_DIR, create_templates
 
-SWAGGER_CDN = "https://cdn.jsdelivr.net"
+# Copied from the npm package swagger-ui-dist by `make vendor` (pinned in package-lock.json).
+SWAGGER_ASSETS = "/static/vendor/swagger-ui"
 REQUEST_TIMEOUT_SECONDS = 30.0
 
 
@@ -151,8 +152,17 @@ def _install_middleware(app: FastAPI, settings: Settings, cache: Cache, docs_csp
 
 
 def _install_docs(app: FastAPI) -> str:
-    """Swagger UI at /docs, allowed by a CSP naming its one inline script by hash."""
-    swagger = get_swagger_ui_html(openapi_url="/openapi.json", title="cpsync API")
+    """Swagger UI at /docs from our own static files (works offline), with a CSP that
+    allows only this origin and the page's one inline script, named by its hash."""
+    swagger = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="cpsync API",
+        swagger_js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
+        swagger_favicon_url="/static/favicon.svg",
+        # Swagger UI would otherwise send the schema to validator.swagger.io for a badge.
+        swagger_ui_parameters={"validatorUrl": None},
+    )
     page = bytes(swagger.body).decode()
     hashes = " ".join(
         "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
@@ -164,9 +174,8 @@ def _install_docs(app: FastAPI) -> str:
         return HTMLResponse(page)
 
     return (
-        f"default-src 'self'; script-src 'self' {SWAGGER_CDN} {hashes}; "
-        f"style-src 'self' {SWAGGER_CDN}; img-src 'self' data: https://fastapi.tiangolo.com; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+        f"default-src 'self'; script-src 'self' {hashes}; style-src 'self'; "
+        "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
     )
 
 
