@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     rate_limit_auth_requests: int = Field(default=10, gt=0)
     server_limit_concurrency: int = Field(default=200, gt=0)
     server_keep_alive_seconds: int = Field(default=5, gt=0)
+    # Who may create an account until an admin chooses on /admin: open, invite or closed.
+    signup_mode: str = Field(default="open", pattern="^(open|invite|closed)$")
 
     google_client_id: str = ""
     google_client_secret: str = ""
@@ -96,6 +98,11 @@ class Settings(BaseSettings):
     calendar_batch_size: int = Field(default=50, ge=1, le=50)
     # Daily full reconciliation of every calendar (UTC cron).
     reconcile_cron: str = "17 3 * * *"
+    # User-supplied URLs (CalDAV) reach only public https hosts (cpsync.outbound), except
+    # in development. Self-hosters with a LAN calendar: allow private addresses (and plain
+    # http) altogether, or only these comma-separated networks (e.g. 192.168.1.10/32).
+    outbound_allow_private: bool = False
+    outbound_allowed_networks: str = ""
 
     @field_validator("timezone")
     @classmethod
@@ -114,6 +121,18 @@ class Settings(BaseSettings):
 
         if not croniter.is_valid(value):
             raise ValueError(f"not a cron expression: {value!r}")
+        return value
+
+    @field_validator("outbound_allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: str) -> str:
+        import ipaddress
+
+        for part in filter(None, (item.strip() for item in value.split(","))):
+            try:
+                ipaddress.ip_network(part)
+            except ValueError as exc:
+                raise ValueError(f"not an IP network: {part!r}") from exc
         return value
 
     @field_validator("database_url")

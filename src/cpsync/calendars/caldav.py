@@ -9,7 +9,8 @@ an unchanged collection costs that one read. An event whose ETag differs from th
 our last PUT returned was edited by someone else; a removed member was deleted.
 
 Per-event trouble comes back as FAILED results. Refused credentials (401/403 on the
-collection) raise `ReconnectRequiredError`: the app password must be entered again.
+collection) raise `ReconnectRequiredError`: the app password must be entered again. An
+address the outbound rule refuses raises `RefusedAddressError` and ends the run.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from defusedxml import ElementTree
 from cpsync.calendars.errors import (
     PermanentCalendarError,
     ReconnectRequiredError,
+    RefusedAddressError,
     RetriableCalendarError,
 )
 from cpsync.calendars.ical import build_event_calendar
@@ -46,7 +48,10 @@ from cpsync.calendars.transport import RawHttp
 from cpsync.clock import Clock, utc_now
 from cpsync.contests.ics import event_uid
 from cpsync.http import HttpResponse, RetriableUpstreamError, Sleep, parse_retry_after
+from cpsync.outbound import DestinationRefusedError
 
+# Errors that concern the whole link, not one event: they end the run.
+_LINK_ERRORS = (ReconnectRequiredError, RefusedAddressError)
 _DAV = "{DAV:}"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._@+-]{1,200}")
 _XML = "application/xml; charset=utf-8"
@@ -173,9 +178,9 @@ class CalDavSink:
                 error = exc.message
                 await self._sleep(self._backoff(attempt, exc.retry_after))
                 continue
+            except _LINK_ERRORS:
+                raise
             except PermanentCalendarError as exc:
-                if isinstance(exc, ReconnectRequiredError):
-                    raise
                 error = exc.message
                 break
             return CallResult(
@@ -194,7 +199,7 @@ class CalDavSink:
                 error = exc.message
                 await self._sleep(self._backoff(attempt, exc.retry_after))
                 continue
-            except ReconnectRequiredError:
+            except _LINK_ERRORS:
                 raise
             except PermanentCalendarError as exc:
                 error = exc.message
@@ -277,6 +282,8 @@ class CalDavSink:
             )
         except RetriableUpstreamError as exc:
             raise RetriableCalendarError(exc.message) from exc
+        except DestinationRefusedError as exc:
+            raise RefusedAddressError(exc.message) from exc
         if response.status == 401:
             raise ReconnectRequiredError("the CalDAV server refused the username or app password")
         return response

@@ -1,10 +1,19 @@
-"""Calendar sync options, from the one `Settings` object."""
+"""Calendar sync options and outbound client, from the one `Settings` object."""
 
 from __future__ import annotations
 
 from cpsync.calendars.google import GoogleConfig
 from cpsync.calendars.service import CalendarOptions
+from cpsync.http import HttpClient
+from cpsync.outbound import Resolver, guarded_transport, system_resolver
 from cpsync.settings import Settings
+
+
+def calendar_http_client(settings: Settings, resolver: Resolver = system_resolver) -> HttpClient:
+    """Calendar URLs come from users: every call passes `cpsync.outbound`'s rule.
+    Calendar APIs are not scraped sites: no per-host pacing (one host serves all users)."""
+    unpaced = settings.model_copy(update={"http_min_interval_seconds": 0})
+    return HttpClient(unpaced, transport=guarded_transport(settings, resolver))
 
 
 def calendar_options(settings: Settings) -> CalendarOptions:

@@ -2,8 +2,10 @@
 
     CalendarError (CpsyncError)
     ├── PermanentCalendarError     retrying will not help; the user or an operator must act
-    │   └── ReconnectRequiredError the refresh token was revoked or expired (`invalid_grant`):
-    │                              mark the link "needs reconnect" and stop syncing it
+    │   ├── ReconnectRequiredError the refresh token was revoked or expired (`invalid_grant`):
+    │   │                          mark the link "needs reconnect" and stop syncing it
+    │   └── RefusedAddressError    the calendar's address breaks `cpsync.outbound`'s rule
+    │                              (now: a name may have moved to a private address)
     └── RetriableCalendarError     the calendar is unavailable for now; `retry_after` seconds
                                    if the server said
 
@@ -26,6 +28,10 @@ class PermanentCalendarError(CalendarError):
 
 class ReconnectRequiredError(PermanentCalendarError):
     status_code = 409
+
+
+class RefusedAddressError(PermanentCalendarError):
+    status_code = 422
 
 
 class RetriableCalendarError(CalendarError):

@@ -29,6 +29,7 @@ from cpsync.calendars.errors import (
     CalendarError,
     PermanentCalendarError,
     ReconnectRequiredError,
+    RefusedAddressError,
     RetriableCalendarError,
 )
 from cpsync.calendars.google import GoogleAuth, GoogleCalendarSink, GoogleConfig, GoogleToken
@@ -58,6 +59,8 @@ T = TypeVar("T")
 _REFRESH_PURPOSE = "calendar_links.secret"
 _ACCESS_PURPOSE = "calendar_links.access_token"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CREDENTIALS_REFUSED = "The calendar server refused that username or app password."
+_NOT_CONNECTED = "Could not connect to that calendar. Check the address and try again."
 
 
 class CalendarLinkError(CpsyncError):
@@ -197,7 +200,7 @@ class CalendarService:
         """One read proves URL and password; a missing collection is created once."""
         try:
             await sink.changes(None)
-        except ReconnectRequiredError:
+        except (ReconnectRequiredError, RefusedAddressError):
             raise
         except PermanentCalendarError:
             await sink.create_calendar("Programming contests (cpsync)")
@@ -551,7 +554,12 @@ def _raise_retriable(results: Sequence[UserRunResult]) -> None:
 
 
 async def _connect_call(call: Awaitable[T]) -> T:
+    """Fixed messages only: what the server answered is never shown (it may be internal)."""
     try:
         return await call
-    except (PermanentCalendarError, RetriableCalendarError) as exc:
-        raise CalendarLinkError(f"The calendar refused the connection: {exc}") from exc
+    except RefusedAddressError as exc:
+        raise CalendarLinkError(exc.message) from exc
+    except ReconnectRequiredError as exc:
+        raise CalendarLinkError(_CREDENTIALS_REFUSED) from exc
+    except CalendarError as exc:
+        raise CalendarLinkError(_NOT_CONNECTED) from exc

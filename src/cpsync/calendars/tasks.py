@@ -21,7 +21,7 @@ from taskiq import AsyncBroker
 
 from cpsync.accounts.crypto import load_keyring
 from cpsync.cache import Cache, open_cache
-from cpsync.calendars.config import calendar_options
+from cpsync.calendars.config import calendar_http_client, calendar_options
 from cpsync.calendars.notifications import deliver_pending
 from cpsync.calendars.plan import EventKey
 from cpsync.calendars.service import CalendarService
@@ -78,8 +78,7 @@ class ResourcePool:
         db = await open_database(settings)
         cache = open_cache(settings.cache_url, settings.queue_name)
         locks = open_locks(settings.cache_url, settings.queue_name)
-        # Calendar APIs are not scraped sites: no per-host pacing (one host serves all users).
-        calendar_http = HttpClient(settings.model_copy(update={"http_min_interval_seconds": 0}))
+        calendar_http = calendar_http_client(settings)
         platform_http = HttpClient(settings)
         calendars = CalendarService(
             db,

@@ -19,12 +19,11 @@ from fastapi import Depends, FastAPI, Request
 from taskiq import AsyncBroker, InMemoryBroker
 
 from cpsync.calendars import tasks as calendar_tasks
-from cpsync.calendars.config import calendar_options
+from cpsync.calendars.config import calendar_http_client, calendar_options
 from cpsync.calendars.service import CalendarService
 from cpsync.clock import Clock
 from cpsync.contests.service import RefreshReport
 from cpsync.errors import CpsyncError
-from cpsync.http import HttpClient
 from cpsync.locks import open_locks
 from cpsync.queue import kick, make_broker
 from cpsync.scheduler import ScheduledJob, Scheduler
@@ -79,7 +78,7 @@ class CalendarWeb:
 
 async def open_calendar_web(context: Any, settings: Settings) -> CalendarWeb:
     """Built on the app's context (database, cache, keys, clock)."""
-    http = HttpClient(settings.model_copy(update={"http_min_interval_seconds": 0}))
+    http = calendar_http_client(settings)
     locks = open_locks(settings.cache_url, settings.queue_name)
     service = CalendarService(
         context.db,
