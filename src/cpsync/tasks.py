@@ -17,7 +17,7 @@ from cpsync.clock import Clock, utc_now
 from cpsync.db import open_database
 from cpsync.locks import open_locks
 from cpsync.queue import make_broker
-from cpsync.scheduler import ScheduledJob, Scheduler
+from cpsync.scheduler import ScheduledJob, Scheduler, record_faults
 from cpsync.settings import Settings
 from cpsync.students import tasks as student_tasks
 
@@ -49,7 +49,9 @@ async def run_scheduler(
         return [*fixed, *await student_tasks.student_jobs(db, student_tasks.kick_sync(target))]
 
     try:
-        await Scheduler(locks, clock, source, tick_seconds=tick_seconds).run_forever()
+        faults = record_faults(db)
+        scheduler = Scheduler(locks, clock, source, tick_seconds=tick_seconds, on_fault=faults)
+        await scheduler.run_forever()
     finally:
         await db.dispose()
         await locks.close()

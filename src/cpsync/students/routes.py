@@ -29,6 +29,7 @@ from cpsync.students.schedule import (
     ScheduleError,
     describe,
     picker_of,
+    schedule_warning,
 )
 from cpsync.students.schemas import StudentInput, field_errors
 from cpsync.students.service import StudentFormError, coach_scope, visible_student
@@ -313,7 +314,7 @@ async def settings_page(
     zone = await service.default_zone(coach.id)
     row = await load_settings(session, coach.id, zone, runtime.clock)
     flash = "Settings saved." if request.query_params.get("saved") else None
-    context = _settings_context(row.sync_cron, row, {}, flash)
+    context = _settings_context(row, _stored_values(row), {}, flash, runtime.clock())
     return render(request, "students/settings.html", context)
 
 
@@ -327,14 +328,45 @@ async def save_settings_page(
 ) -> Response:
     form = await request.form()
     try:
-        values = _settings_input(form)
-        row = await save_settings(session, coach.id, values, runtime.clock)
-    except (ScheduleError, ValueError) as error:
+        await save_settings(session, coach.id, _settings_input(form), runtime.clock)
+    except ScheduleError as error:
+        # Shown again with what the coach typed, so nothing has to be entered twice.
         zone = await service.default_zone(coach.id)
         row = await load_settings(session, coach.id, zone, runtime.clock)
-        context = _settings_context(row.sync_cron, row, {"form": str(error)}, None)
+        submitted = {name: str(form.get(name) or "") for name in SETTINGS_FIELDS}
+        errors = {error.field: str(error)}
+        context = _settings_context(row, submitted, errors, None, runtime.clock())
         return render(request, "students/settings.html", context, status_code=422)
     return _back("/students/settings?saved=1")
+
+
+SETTINGS_FIELDS = (
+    "frequency",
+    "time",
+    "every_hours",
+    "weekday",
+    "custom",
+    "timezone",
+    "inactive_days",
+    "accepted_only",
+    "repeat_every_days",
+)
+
+
+def _stored_values(row: Any) -> dict[str, str]:
+    """The settings form's fields as the stored settings fill them."""
+    picker = picker_of(row.sync_cron)
+    return {
+        "frequency": picker.frequency,
+        "time": f"{picker.hour:02d}:{picker.minute:02d}",
+        "every_hours": str(picker.every_hours),
+        "weekday": str(picker.weekday),
+        "custom": picker.custom,
+        "timezone": row.timezone,
+        "inactive_days": str(row.inactive_days),
+        "accepted_only": "on" if row.accepted_only else "",
+        "repeat_every_days": str(row.repeat_every_days or ""),
+    }
 
 
 def _settings_input(form: FormData) -> SettingsInput:
@@ -343,7 +375,7 @@ def _settings_input(form: FormData) -> SettingsInput:
         if not raw:
             return default
         if not raw.isdigit():
-            raise ValueError(f"{name.replace('_', ' ')} must be a whole number")
+            raise ScheduleError("Enter a whole number of days, e.g. 7.", name)
         return int(raw)
 
     hour, _, minute = str(form.get("time") or "03:00").partition(":")
@@ -361,21 +393,22 @@ def _settings_input(form: FormData) -> SettingsInput:
         timezone=str(form.get("timezone") or "UTC").strip(),
         inactive_days=number("inactive_days", 7),
         accepted_only=form.get("accepted_only") == "on",
-        repeat_every_days=int(repeat) if repeat.isdigit() else None,
+        repeat_every_days=number("repeat_every_days", 0) if repeat else None,
     )
 
 
 def _settings_context(
-    cron: str, row: Any, errors: dict[str, str], flash: str | None
+    row: Any, values: dict[str, str], errors: dict[str, str], flash: str | None, now: datetime
 ) -> dict[str, Any]:
     return _page(
         {
-            "settings": row,
-            "picker": picker_of(cron),
-            "schedule_text": describe(cron, row.timezone),
+            "form": values,
+            "schedule_text": describe(row.sync_cron, row.timezone),
+            "schedule_warning": schedule_warning(row.sync_cron, now),
             "every_hours": EVERY_HOURS,
             "weekdays": list(enumerate(WEEKDAYS)),
             "errors": errors,
+            "error_links": {field: field for field in errors if field in SETTINGS_FIELDS},
             "flash": flash,
         }
     )

@@ -17,7 +17,7 @@ from cpsync.db import Database
 from cpsync.http import HttpClient
 from cpsync.locks import Locks, open_locks
 from cpsync.notify.email import Mailer, mailer_from_url
-from cpsync.scheduler import ScheduledJob, Scheduler
+from cpsync.scheduler import ScheduledJob, Scheduler, record_faults
 from cpsync.settings import Settings
 from cpsync.students.codeforces import CodeforcesClient, CodeforcesClientConfig
 from cpsync.students.config import StudentsConfig
@@ -116,6 +116,11 @@ class StudentsRuntime:
 
     def start_scheduler(self, tick_seconds: float = 30.0) -> None:
         """The coaches' sync schedules inside this process (the embedded deployment)."""
+        scheduler = self.scheduler(tick_seconds)
+        self._scheduler = asyncio.create_task(scheduler.run_forever(), name="students.scheduler")
+
+    def scheduler(self, tick_seconds: float = 30.0) -> Scheduler:
+        """What `start_scheduler` runs; a coach's broken schedule is recorded and skipped."""
         from cpsync.students.tasks import student_jobs
 
         def fire_for(coach_id: int) -> Callable[[], Awaitable[object]]:
@@ -127,8 +132,8 @@ class StudentsRuntime:
         async def source() -> Sequence[ScheduledJob]:
             return await student_jobs(self.db, fire_for)
 
-        scheduler = Scheduler(self.locks, self.clock, source, tick_seconds=tick_seconds)
-        self._scheduler = asyncio.create_task(scheduler.run_forever(), name="students.scheduler")
+        faults = record_faults(self.db)
+        return Scheduler(self.locks, self.clock, source, tick_seconds=tick_seconds, on_fault=faults)
 
     async def forget_stats(self, student_ids: Sequence[int]) -> None:
         """An edit changed what the stats depend on (the time zone, the handle)."""

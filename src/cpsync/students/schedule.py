@@ -4,6 +4,10 @@ scheduler jobs built from what is stored.
 The picker offers "daily at HH:MM", "every N hours" and "weekly on a day at HH:MM";
 anything else is kept as a custom cron. Times are in the coach's zone: each coach's
 job evaluates its cron in that zone (a DST change moves nothing).
+
+A schedule is accepted only when it runs within a year and no more often than every
+15 minutes: one sync of a large roster takes longer than that. Anything more often than
+hourly is accepted with a warning.
 """
 
 from __future__ import annotations
@@ -15,15 +19,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from cpsync.scheduler import ScheduledJob, valid_cron
+from cpsync.scheduler import CronError, ScheduledJob, check_cron, previous_run
 
 FREQUENCIES = ("daily", "hours", "weekly", "custom")
 EVERY_HOURS = (1, 2, 3, 4, 6, 8, 12)
 WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+SHORTEST_SYNC_GAP = timedelta(minutes=15)
+FREQUENT_SYNC_GAP = timedelta(hours=1)
+WEEK = timedelta(days=7)
+RUNS_EXAMINED = 7 * 24 * 4 + 1  # a week of runs at the shortest allowed gap
 
 
 class ScheduleError(ValueError):
-    pass
+    """A settings value the form refuses; `field` names the input the message is about."""
+
+    def __init__(self, message: str, field: str = "form") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,24 +48,82 @@ class Picker:
     custom: str = ""
 
     def to_cron(self) -> str:
+        """The cron the picker stands for; a custom one is only tidied (see `sync_cron`)."""
         if self.frequency == "custom":
             cron = " ".join(self.custom.split())
-            if not cron or len(cron.split()) != 5 or not valid_cron(cron):
-                raise ScheduleError("Enter a cron expression with five fields, e.g. 0 3 * * *.")
+            if not cron:
+                raise ScheduleError("Enter a cron expression, e.g. 0 3 * * *.", "custom")
             return cron
         if not (0 <= self.hour <= 23 and 0 <= self.minute <= 59):
-            raise ScheduleError("Pick a time between 00:00 and 23:59.")
+            raise ScheduleError("Pick a time between 00:00 and 23:59.", "time")
         if self.frequency == "daily":
             return f"{self.minute} {self.hour} * * *"
         if self.frequency == "hours":
             if self.every_hours not in EVERY_HOURS:
-                raise ScheduleError("Pick one of the offered intervals.")
+                raise ScheduleError("Pick one of the offered intervals.", "every_hours")
             return f"{self.minute} */{self.every_hours} * * *"
         if self.frequency == "weekly":
             if not 0 <= self.weekday <= 6:
-                raise ScheduleError("Pick a day of the week.")
+                raise ScheduleError("Pick a day of the week.", "weekday")
             return f"{self.minute} {self.hour} * * {self.weekday}"
-        raise ScheduleError("Pick how often to sync.")
+        raise ScheduleError("Pick how often to sync.", "frequency")
+
+
+def sync_cron(picker: Picker, now: datetime) -> str:
+    """The cron to store for a student sync, or ScheduleError saying why not."""
+    try:
+        cron = check_cron(picker.to_cron(), now)
+    except CronError as error:
+        raise ScheduleError(str(error), "custom") from error
+    gap = shortest_gap(cron, now)
+    if gap < SHORTEST_SYNC_GAP:
+        raise ScheduleError(
+            "Student syncs can run at most every 15 minutes, since one sync of a large "
+            f"roster takes longer; this schedule runs {_every(gap)}.",
+            "custom",
+        )
+    return cron
+
+
+def schedule_warning(cron: str, now: datetime) -> str | None:
+    """What the settings page should tell the coach about a stored schedule, if anything."""
+    try:
+        check_cron(cron, now)
+    except CronError as error:
+        return f"{error} No scheduled sync happens until you pick another schedule."
+    gap = shortest_gap(cron, now)
+    if gap < FREQUENT_SYNC_GAP:
+        return (
+            f"This schedule syncs {_every(gap)}. Each sync asks Codeforces about every "
+            "student, so with a large roster one may still run when the next is due; "
+            "hourly or less often is kinder."
+        )
+    return None
+
+
+def shortest_gap(cron: str, now: datetime) -> timedelta:
+    """The shortest time between two consecutive runs of a checked cron.
+
+    Looks at a week of runs from the first one (bursts repeat at most weekly, or start
+    at the first run), and stops once a gap below the sync minimum shows.
+    """
+    runs = croniter(cron, now)
+    first: datetime = runs.get_next(datetime)
+    previous, shortest = first, timedelta.max
+    for _ in range(RUNS_EXAMINED):
+        current: datetime = runs.get_next(datetime)
+        shortest = min(shortest, current - previous)
+        if shortest < SHORTEST_SYNC_GAP or current - first > WEEK:
+            break
+        previous = current
+    return shortest
+
+
+def _every(gap: timedelta) -> str:
+    minutes = int(gap.total_seconds() // 60)
+    if minutes == 1:
+        return "every minute"
+    return f"as often as every {minutes} minutes"
 
 
 _DAILY = re.compile(r"^(\d{1,2}) (\d{1,2}) \* \* \*$")
@@ -99,9 +169,7 @@ class ZonedCronJob(ScheduledJob):
 
     def latest_occurrence(self, now: datetime) -> datetime:
         local = now.astimezone(zone_or_utc(self.zone))
-        iterator = croniter(self.cron or "0 3 * * *", local + timedelta(microseconds=1))
-        occurrence: datetime = iterator.get_prev(datetime)
-        return occurrence.astimezone(UTC)
+        return previous_run(self.cron or "0 3 * * *", local).astimezone(UTC)
 
     def next_occurrence(self, now: datetime) -> datetime:
         local = now.astimezone(zone_or_utc(self.zone))

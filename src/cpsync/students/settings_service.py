@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cpsync.clock import Clock
 from cpsync.students.models import DEFAULT_SYNC_CRON, StudentSettings
-from cpsync.students.schedule import Picker, ScheduleError, zone_or_utc
+from cpsync.students.schedule import Picker, ScheduleError, sync_cron, zone_or_utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +43,13 @@ async def save_settings(
     session: AsyncSession, coach_id: int, values: SettingsInput, clock: Clock
 ) -> StudentSettings:
     """Validate and store; raises ScheduleError with a message for the form."""
-    cron = values.picker.to_cron()
+    cron = sync_cron(values.picker, clock())
     if str(zone_or_utc(values.timezone)) != values.timezone:
-        raise ScheduleError("Unknown time zone.")
+        raise ScheduleError("Unknown time zone: use a name like Asia/Kolkata.", "timezone")
     if not 1 <= values.inactive_days <= 365:
-        raise ScheduleError("Inactivity is between 1 and 365 days.")
+        raise ScheduleError("Inactivity is between 1 and 365 days.", "inactive_days")
     if values.repeat_every_days is not None and not 1 <= values.repeat_every_days <= 365:
-        raise ScheduleError("Repeats are between 1 and 365 days apart.")
+        raise ScheduleError("Repeats are between 1 and 365 days apart.", "repeat_every_days")
     row = await session.get(StudentSettings, coach_id)
     if row is None:
         row = default_settings(coach_id, values.timezone, clock)
