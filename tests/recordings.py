@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cpsync.platforms.base import ParsedContest
 from cpsync.platforms.registry import PLATFORMS
 from tests.replay import ReplayServer, Reply
@@ -37,9 +39,17 @@ RECORDINGS: dict[str, tuple[Path, str]] = {
 }
 
 
-def recording_reply(platform: str) -> Reply:
+def recorded_file(platform: str) -> tuple[Path, str]:
+    """The platform's recording and its content type, or a clean skip when the shared
+    recordings (kept beside the repository, never in it) are not there."""
     path, content_type = RECORDINGS[platform]
-    return Reply.file(path, content_type)
+    if not path.is_file():
+        pytest.skip(f"recording {path.name} not available (is {SHARED} present?)")
+    return path, content_type
+
+
+def recording_reply(platform: str) -> Reply:
+    return Reply.file(*recorded_file(platform))
 
 
 def serve_all(replay: ReplayServer, delay: float = 0.0) -> None:
@@ -50,7 +60,7 @@ def serve_all(replay: ReplayServer, delay: float = 0.0) -> None:
 
 
 def expected_contests(platform: str, at: datetime = RECORDED_AT) -> list[ParsedContest]:
-    path, _ = RECORDINGS[platform]
+    path, _ = recorded_file(platform)
     return PLATFORMS[platform].parse(path.read_bytes(), at).contests
 
 

@@ -77,24 +77,36 @@ async def test_fifty_concurrent_requests_make_at_most_two_runs(
 ) -> None:
     locks, cache = backends
     name = unique("sync")
+    requests = 50
     running = 0
     overlaps = 0
     runs = 0
+    turned_away = 0
+    all_asked = asyncio.Event()
 
     async def work() -> None:
         nonlocal running, overlaps, runs
         running += 1
         overlaps = max(overlaps, running)
         runs += 1
-        await asyncio.sleep(0.5)
+        # The first run lasts until every other request has been folded in.
+        await all_asked.wait()
         running -= 1
 
-    done = await asyncio.gather(
-        *(run_coalesced(locks, cache, name, work, 5) for _ in range(50))  # type: ignore[arg-type]
-    )
+    async def request() -> int:
+        nonlocal turned_away
+        done = await run_coalesced(locks, cache, name, work, 5)  # type: ignore[arg-type]
+        if done == 0:
+            turned_away += 1
+            if turned_away == requests - 1:
+                all_asked.set()
+        return done
+
+    done = await asyncio.gather(*(request() for _ in range(requests)))
     assert overlaps == 1
+    # The first run, and one more if anyone asked after it had begun.
     assert 1 <= runs <= 2
-    assert sum(done) == runs
+    assert sorted(done) == [0] * (requests - 1) + [runs]
 
 
 async def test_a_request_after_a_run_gets_its_own_run(backends: tuple[Locks, object]) -> None:
@@ -110,15 +122,46 @@ async def test_a_request_after_a_run_gets_its_own_run(backends: tuple[Locks, obj
     assert len(calls) == 2
 
 
+class CountedHeartbeats:
+    """The real locks, counting successful extensions so a test waits for heartbeats
+    instead of sleeping for a guessed time."""
+
+    def __init__(self, inner: Locks) -> None:
+        self._inner = inner
+        self.extensions = 0
+        self.extended = asyncio.Event()
+
+    async def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        return await self._inner.acquire(name, owner, ttl_seconds)
+
+    async def release(self, name: str, owner: str) -> bool:
+        return await self._inner.release(name, owner)
+
+    async def extend(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        extended = await self._inner.extend(name, owner, ttl_seconds)
+        if extended:
+            self.extensions += 1
+            self.extended.set()
+        return extended
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
 async def test_long_work_keeps_its_lock(backends: tuple[Locks, object]) -> None:
-    locks, cache = backends
+    inner, cache = backends
+    locks = CountedHeartbeats(inner)
     name = unique("sync")
+    ttl = 1.5
 
     async def work() -> None:
-        await asyncio.sleep(0.8)  # longer than the 0.3 s ttl: the heartbeat must extend it
-        assert not await locks.acquire(name, "intruder", 0.3)
+        # Four heartbeats, one per ttl/3: the work has outlived its lock's first ttl.
+        while locks.extensions < 4:
+            await locks.extended.wait()
+            locks.extended.clear()
+        assert not await inner.acquire(name, "intruder", ttl)
 
-    assert await run_coalesced(locks, cache, name, work, 0.3) == 1  # type: ignore[arg-type]
+    assert await run_coalesced(locks, cache, name, work, ttl) == 1  # type: ignore[arg-type]
 
 
 async def test_deployments_sharing_one_redis_keep_locks_and_values_apart(

@@ -17,19 +17,22 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
+import redis.asyncio as aioredis
 from sqlalchemy import text
 
 from cpsync.accounts.crypto import generate_key_spec, parse_keys
+from cpsync.calendars import tasks as calendar_tasks
 from cpsync.calendars.models import CalendarLink, LinkKind, LinkState
 from cpsync.contests.models import ContestStatus
 from cpsync.db import Database, open_database
+from cpsync.locks import open_locks
 from cpsync.queue import kick, make_broker
+from cpsync.scheduler import ScheduledJob, Scheduler
 from cpsync.settings import Settings
 from tests.calendars.fake_google import FakeGoogle, FakeGoogleServer, fake_google_server
 from tests.calendars.service_support import (
@@ -40,6 +43,7 @@ from tests.calendars.service_support import (
     change_contest,
 )
 from tests.conftest import REPO_ROOT, delete_rabbitmq_queues
+from tests.recordings import MutableClock
 
 USERS = 6
 CONTESTS = [("codeforces", str(2100 + n), n % 9) for n in range(24)]
@@ -273,28 +277,52 @@ def test_killed_worker_leaves_every_calendar_exact(
         assert len(keys) == len(set(keys))  # no duplicates
 
 
-def test_several_schedulers_fire_each_occurrence_once(
-    redis_url: str, queue_name: str, tmp_path: Path
+async def test_several_schedulers_fire_each_occurrence_once(
+    redis_url: str, queue_name: str
 ) -> None:
-    queue = queue_name
-    env = dict(
-        os.environ,
-        CPSYNC_CACHE_URL=redis_url,
-        CPSYNC_BROKER_URL=redis_url,
-        CPSYNC_QUEUE_NAME=queue,
-        CPSYNC_REFRESH_INTERVAL_MINUTES="0",
-        CPSYNC_RECONCILE_CRON="* * * * *",
-        CPSYNC_DATA_DIR=str(tmp_path),
+    """Three schedulers, each with its own Redis connection as separate processes would
+    have, enqueue the every-minute reconciliation onto the Redis broker. The clock is
+    injected and every tick is explicit, so no minute boundary can fall mid-test."""
+    settings = Settings.model_validate(
+        {
+            "cache_url": redis_url,
+            "broker_url": redis_url,
+            "queue_name": queue_name,
+            "refresh_interval_minutes": 0,
+            "reconcile_cron": "* * * * *",
+        }
     )
-    running = Deployment(env, Settings(), [])
+    clock = MutableClock(datetime(2026, 11, 22, 3, 0, 5, tzinfo=UTC))
+    target = make_broker(settings)
+    await target.startup()
+    jobs = calendar_tasks.scheduled_jobs(target, settings)
+
+    async def source() -> list[ScheduledJob]:
+        return jobs
+
+    locks = [open_locks(settings.cache_url, settings.queue_name) for _ in range(3)]
+    group = [Scheduler(own, clock, source) for own in locks]
+    stream = f"{queue_name}:tasks"
+    probe = aioredis.Redis.from_url(redis_url, socket_timeout=None)
+
+    async def tick_all() -> int:
+        fired = await asyncio.gather(*(scheduler.tick() for scheduler in group))
+        return sum(len(claims) for claims in fired)
+
     try:
-        for _ in range(3):
-            running.scheduler()
-        client = redis.Redis.from_url(redis_url)
-        stream = f"{queue}:tasks"
-        assert _wait(lambda: client.xlen(stream) >= 1, 20)
-        time.sleep(3)  # every scheduler has ticked at least once more
-        assert client.xlen(stream) == 1
+        assert await tick_all() == 1
+        for _ in range(3):  # later ticks within the same minute, and a restarted scheduler
+            clock.advance(timedelta(seconds=10))
+            assert await tick_all() == 0
+        group.append(Scheduler(locks[0], clock, source))
+        assert await tick_all() == 0
+        assert await probe.xlen(stream) == 1
+        clock.advance(timedelta(seconds=30))  # 03:01:05: the next occurrence
+        assert await tick_all() == 1
+        assert await tick_all() == 0
+        assert await probe.xlen(stream) == 2
     finally:
-        running.stop_all()
-        redis.Redis.from_url(redis_url).delete(f"{queue}:tasks")
+        for own in locks:
+            await own.close()
+        await probe.aclose()
+        await target.shutdown()

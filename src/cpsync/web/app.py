@@ -122,17 +122,20 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.include_router(_health_router())
     docs_csp = _install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    _install_middleware(app, settings, cache, docs_csp)
+    _install_middleware(app, settings, cache, docs_csp, clock)
     return app
 
 
-def _install_middleware(app: FastAPI, settings: Settings, cache: Cache, docs_csp: str) -> None:
+def _install_middleware(
+    app: FastAPI, settings: Settings, cache: Cache, docs_csp: str, clock: Clock
+) -> None:
     # add_middleware wraps: the last added runs first.
     app.add_middleware(PendingCookiesMiddleware)
     app.add_middleware(TimeoutMiddleware, seconds=REQUEST_TIMEOUT_SECONDS)
     app.add_middleware(
         RateLimitMiddleware,
-        limiter=CacheWindowLimiter(cache),
+        # The app's clock decides the window, so tests move it instead of waiting.
+        limiter=CacheWindowLimiter(cache, now=lambda: clock().timestamp()),
         window_seconds=settings.rate_limit_window_seconds,
         requests=settings.rate_limit_requests,
         auth_requests=settings.rate_limit_auth_requests,
