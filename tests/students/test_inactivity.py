@@ -74,6 +74,19 @@ def test_student_without_any_submission() -> None:
     assert (decision.send, decision.inactive_since) == (True, LAST)
 
 
+def test_submissions_from_before_tracking_began_still_count() -> None:
+    # Added to the roster 3 days after the last submission: inactive from the submission.
+    added = LAST + timedelta(days=3)
+    decision = reminder_decision(
+        [Activity(LAST, True)],
+        now=LAST + timedelta(days=7),
+        policy=WEEK,
+        last_reminder_at=None,
+        tracked_since=added,
+    )
+    assert (decision.send, decision.inactive_since) == (True, LAST)
+
+
 def test_decision_says_why() -> None:
     decision = reminder_decision(
         [Activity(LAST, True)], now=LAST + timedelta(days=8), policy=WEEK, last_reminder_at=None

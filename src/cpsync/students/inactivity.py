@@ -1,7 +1,10 @@
 """Whether to remind an inactive student now (pure).
 
 A student is inactive once N days have passed since their last submission (or last
-accepted one, when the coach asks for that). One inactive stretch is a *streak*; it
+accepted one, when the coach asks for that), however recently the coach added them: a
+student tracked today who last submitted ten days ago is ten days inactive. Only a
+student with no (counted) submission at all is measured from when tracking began.
+One inactive stretch is a *streak*; it
 gets one reminder, plus one every M days when repeats are on.
 
 A reminder belongs to the current streak only if it was sent once the streak was
@@ -54,9 +57,9 @@ def reminder_decision(
     last_reminder_at: datetime | None,
     tracked_since: datetime | None = None,
 ) -> ReminderDecision:
-    """Decide for one student. `tracked_since` bounds a student with no activity at all."""
+    """Decide for one student. `tracked_since` stands in only when nothing counts."""
     counted = [a.at for a in activities if a.accepted or not policy.accepted_only]
-    last_activity = max([*counted, *([tracked_since] if tracked_since else [])], default=None)
+    last_activity = max(counted, default=tracked_since)
     if last_activity is None:
         return ReminderDecision(False, None, "nothing to measure inactivity from")
     due_at = last_activity + timedelta(days=policy.inactive_days)
