@@ -1,4 +1,5 @@
-"""Account tables: users, server-side sessions, preferences, feed tokens, OAuth links."""
+"""Account tables: users, server-side sessions, preferences, feed tokens, OAuth links,
+emailed one-time tokens (verification, reset, invites) and the sign-up mode."""
 
 from __future__ import annotations
 
@@ -18,6 +19,18 @@ class Role(StrEnum):
     MEMBER = "member"
 
 
+class SignupMode(StrEnum):
+    OPEN = "open"
+    INVITE = "invite"
+    CLOSED = "closed"
+
+
+class TokenPurpose(StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 - a label
+    INVITE = "invite"
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -29,6 +42,47 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
     role: Mapped[str] = mapped_column(String(16), default=Role.MEMBER)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # None until the owner follows the emailed link (or Google vouches for the address).
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Set by an admin: no sign-in, no session.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
+
+
+class EmailToken(Base):
+    """A single-use link sent by email. Only the SHA-256 of the token is stored.
+
+    Verification and reset tokens belong to a user; an invite names the address and the
+    role the new account gets (`user_id` is the admin who issued it)."""
+
+    __tablename__ = "email_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16), default=Role.MEMBER)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SiteSetting(Base):
+    """Deployment-wide choices an admin makes in the app (e.g. `signup_mode`)."""
+
+    __tablename__ = "site_settings"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

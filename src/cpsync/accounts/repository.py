@@ -8,7 +8,16 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cpsync.accounts.models import FeedToken, OAuthLink, Preferences, User, UserSession
+from cpsync.accounts.models import (
+    EmailToken,
+    FeedToken,
+    OAuthLink,
+    Preferences,
+    SiteSetting,
+    TokenPurpose,
+    User,
+    UserSession,
+)
 
 
 class AccountRepository:
@@ -46,8 +55,46 @@ class AccountRepository:
     async def delete_session(self, id_hash: str) -> None:
         await self._session.execute(delete(UserSession).where(UserSession.id_hash == id_hash))
 
-    async def delete_sessions_of(self, user_id: int) -> None:
-        await self._session.execute(delete(UserSession).where(UserSession.user_id == user_id))
+    async def delete_sessions_of(self, user_id: int, keep: str | None = None) -> None:
+        query = delete(UserSession).where(UserSession.user_id == user_id)
+        if keep is not None:
+            query = query.where(UserSession.id_hash != keep)
+        await self._session.execute(query)
+
+    async def sessions_of(self, user_id: int) -> Sequence[UserSession]:
+        return (
+            await self._session.scalars(select(UserSession).where(UserSession.user_id == user_id))
+        ).all()
+
+    async def delete_user(self, user: User) -> None:
+        await self._session.delete(user)
+        await self._session.flush()
+
+    async def email_token(self, token_hash: str) -> EmailToken | None:
+        return await self._session.get(EmailToken, token_hash)
+
+    async def delete_email_token(self, token_hash: str) -> None:
+        await self._session.execute(delete(EmailToken).where(EmailToken.token_hash == token_hash))
+
+    async def delete_email_tokens(self, purpose: str, user_id: int) -> None:
+        await self._session.execute(
+            delete(EmailToken).where(EmailToken.purpose == purpose, EmailToken.user_id == user_id)
+        )
+
+    async def delete_expired_email_tokens(self, now: datetime) -> None:
+        await self._session.execute(delete(EmailToken).where(EmailToken.expires_at <= now))
+
+    async def pending_invites(self, now: datetime) -> Sequence[EmailToken]:
+        return (
+            await self._session.scalars(
+                select(EmailToken)
+                .where(EmailToken.purpose == TokenPurpose.INVITE, EmailToken.expires_at > now)
+                .order_by(EmailToken.created_at)
+            )
+        ).all()
+
+    async def site_setting(self, name: str) -> SiteSetting | None:
+        return await self._session.get(SiteSetting, name)
 
     async def delete_expired_sessions(
         self, created_before: datetime, seen_before: datetime, user_id: int | None = None

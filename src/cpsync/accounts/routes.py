@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from cpsync.accounts import google
+from cpsync.accounts.account_routes import router as account_router
+from cpsync.accounts.credentials import CredentialService, InvalidLinkError
 from cpsync.accounts.csrf import tokens_match
+from cpsync.accounts.deps import CredentialsDep, MailerDep
+from cpsync.accounts.mail import deliver
 from cpsync.accounts.models import User
 from cpsync.accounts.schemas import SigninForm, SignupForm, field_errors
-from cpsync.accounts.service import AccountService, EmailTakenError, GoogleSignInError
+from cpsync.accounts.service import AccountError, AccountService, GoogleSignInError
 from cpsync.accounts.sessions import PRESESSION_COOKIE, SESSION_COOKIE
 from cpsync.web.context import AppContext
 from cpsync.web.deps import AccountsDep, ContextDep, CsrfProtected, CurrentUser, VisitorDep
@@ -71,36 +75,78 @@ def _form_values(form: Any, names: tuple[str, ...]) -> dict[str, str]:
 
 
 @router.get("/signup")
-async def signup_page(request: Request, visitor: VisitorDep) -> Response:
-    return render(request, "signup.html", {"nav": "signup", "errors": {}, "values": {}})
+async def signup_page(
+    request: Request, visitor: VisitorDep, credentials: CredentialsDep, invite: str = ""
+) -> Response:
+    if visitor.user is not None:
+        return RedirectResponse("/", status_code=303)
+    return await _signup_page(request, credentials, invite, {}, {})
+
+
+async def _signup_page(
+    request: Request,
+    credentials: CredentialService,
+    invite: str,
+    errors: dict[str, str],
+    values: dict[str, str],
+    status_code: int = 200,
+) -> Response:
+    page: dict[str, Any] = {
+        "nav": "signup",
+        "errors": errors,
+        "values": values,
+        "mode": await credentials.signup_mode(),
+        "invite": None,
+        "invite_token": invite,
+        "invite_error": None,
+    }
+    if invite:
+        try:
+            page["invite"] = await credentials.invitation(invite)
+        except InvalidLinkError as exc:
+            page["invite_error"] = exc.message
+    return render(request, "signup.html", page, status_code)
 
 
 @router.post("/signup")
 async def signup(
-    request: Request, context: ContextDep, accounts: AccountsDep, visitor: VisitorDep
+    request: Request,
+    background: BackgroundTasks,
+    context: ContextDep,
+    accounts: AccountsDep,
+    credentials: CredentialsDep,
+    mailer: MailerDep,
+    visitor: VisitorDep,
 ) -> Response:
-    submitted = _form_values(await request.form(), ("email", "password", "password_confirm"))
+    if visitor.user is not None:
+        return RedirectResponse("/", status_code=303)
+    names = ("email", "password", "password_confirm", "invite")
+    submitted = _form_values(await request.form(), names)
+    invite = submitted.pop("invite")
     shown = {"email": submitted["email"]}
     try:
+        if invite:
+            submitted["email"] = (await credentials.invitation(invite)).email
         form = SignupForm.model_validate(submitted)
-        user = await accounts.create_user(form.email, form.password)
+        result = await credentials.sign_up(form.email, form.password, invite or None)
     except ValidationError as exc:
-        return render(
-            request,
-            "signup.html",
-            {"nav": "signup", "errors": field_errors(exc), "values": shown},
-            422,
+        return await _signup_page(request, credentials, invite, field_errors(exc), shown, 422)
+    except AccountError as exc:
+        errors = {"form": exc.message}
+        return await _signup_page(request, credentials, invite, errors, shown, exc.status_code)
+    background.add_task(deliver, mailer, result.emails)
+    if result.signed_in is not None:
+        return await _signed_in(
+            request, context, accounts, result.signed_in, visitor.session_token, "/calendar"
         )
-    except EmailTakenError as exc:
-        return render(
-            request,
-            "signup.html",
-            {"nav": "signup", "errors": {"email": exc.message}, "values": shown},
-            422,
-        )
-    return await _signed_in(
-        request, context, accounts, user, visitor.session_token, HOME_AFTER_SIGNIN
-    )
+    # The same answer whether or not the address already had an account (no enumeration).
+    target = "/signup/sent" if credentials.email_enabled else "/signin?notice=created"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/signup/sent")
+async def signup_sent(request: Request, visitor: VisitorDep) -> Response:
+    return render(request, "account/check_inbox.html", {"nav": "signup", "reason": "signup"})
 
 
 async def _signin_page(
@@ -115,14 +161,28 @@ async def _signin_page(
         "errors": errors,
         "values": values,
         "bootstrap_needed": await accounts.bootstrap_needed(),
+        "flash": SIGNIN_NOTICES.get(request.query_params.get("notice", "")),
     }
     return render(request, "signin.html", page, status_code)
+
+
+# Fixed texts by code: a query string never puts its own words on the page.
+SIGNIN_NOTICES = {
+    "created": "If this address was new, your account is ready: sign in with it. "
+    "If it already had an account, sign in with that account's password.",
+    "verified": "Your email address is confirmed. Sign in to carry on.",
+    "reset": "Your password was changed and every session was signed out. Sign in with "
+    "the new password.",
+    "deleted": "Your account and everything it held were deleted.",
+}
 
 
 @router.get("/signin")
 async def signin_page(
     request: Request, accounts: AccountsDep, visitor: VisitorDep, next: str = ""
 ) -> Response:
+    if visitor.user is not None:
+        return RedirectResponse(safe_next(next) if next else "/", status_code=303)
     return await _signin_page(request, accounts, {}, {"next": safe_next(next) if next else ""})
 
 
@@ -210,3 +270,7 @@ async def google_callback(
     return await _signed_in(
         request, context, accounts, user, visitor.session_token, pending.next_url
     )
+
+
+# The account page, verification, reset and password change live beside sign-in.
+router.include_router(account_router)

@@ -67,6 +67,37 @@ class SignupForm(_Input):
         return self
 
 
+class NewPasswordForm(_Input):
+    """A new password typed twice (reset and change)."""
+
+    password: str
+    password_confirm: str
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str) -> str:
+        return check_password(value)
+
+    @model_validator(mode="after")
+    def _same(self) -> NewPasswordForm:
+        if self.password != self.password_confirm:
+            raise PydanticFieldError("password_confirm", "The passwords do not match.")
+        return self
+
+
+class ChangePasswordForm(NewPasswordForm):
+    current_password: Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD)]
+
+
+class EmailForm(_Input):
+    email: str
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return normalise_email(value)
+
+
 class SigninForm(_Input):
     email: Annotated[str, Field(min_length=1, max_length=320)]
     password: Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD)]

@@ -125,8 +125,16 @@ class AccountService:
         return await self._repo.users()
 
     async def create_user(
-        self, email: str, password: str | None, role: Role = Role.MEMBER, display_name: str = ""
+        self,
+        email: str,
+        password: str | None,
+        role: Role = Role.MEMBER,
+        display_name: str = "",
+        *,
+        verified: bool = True,
     ) -> User:
+        """A new account. `verified=False` only for self-service sign-up with email on:
+        the CLI's admin, Google and invites vouch for the address."""
         if await self._repo.user_by_email(email) is not None:
             raise EmailTakenError("An account with this email already exists.")
         now = self._clock()
@@ -137,6 +145,7 @@ class AccountService:
             role=role,
             created_at=now,
             updated_at=now,
+            email_verified_at=now if verified else None,
         )
         self._repo.add(user)
         await self._repo.flush()
@@ -286,6 +295,8 @@ class AccountService:
             user = await self._repo.user_by_email(profile.email) or await self.create_user(
                 profile.email, None, display_name=profile.name
             )
+            if not user.email_verified:
+                await self._take_over_unverified(user)
             link = OAuthLink(
                 user_id=user.id,
                 provider="google",
@@ -310,6 +321,13 @@ class AccountService:
             link.scopes = scopes
         await self._repo.flush()
         return user
+
+    async def _take_over_unverified(self, user: User) -> None:
+        """Google proves the address; whoever signed up with it unproven loses the
+        password they chose and their sessions, so an address cannot be squatted."""
+        user.password_hash = None
+        user.email_verified_at = user.updated_at = self._clock()
+        await self._repo.delete_sessions_of(user.id)
 
 
 def feed_token_hash(token: str) -> str:
