@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from cpsync.queue import BrokerConfigError, kick, make_broker
 from cpsync.settings import Settings
@@ -34,15 +35,20 @@ def broker_queue(broker_url: str, queue_name: str) -> Iterator[str]:
         asyncio.run(delete_rabbitmq_queues(broker_url, queue_name))
 
 
+# Small, so a task outlives it quickly and a killed worker's task comes back fast.
+REDELIVER_SECONDS = 2.0
+
+
 def settings_for(url: str, name: str) -> Settings:
     return Settings.model_validate(
-        {"broker_url": url, "queue_name": name, "queue_redeliver_seconds": 3}
+        {"broker_url": url, "queue_name": name, "queue_redeliver_seconds": REDELIVER_SECONDS}
     )
 
 
 class Worker:
     def __init__(self, url: str, name: str) -> None:
-        env = dict(os.environ, CPSYNC_BROKER_URL=url, CPSYNC_QUEUE_REDELIVER_SECONDS="3")
+        env = dict(os.environ, CPSYNC_BROKER_URL=url)
+        env["CPSYNC_QUEUE_REDELIVER_SECONDS"] = str(REDELIVER_SECONDS)
         env["CPSYNC_QUEUE_NAME"] = name
         self.process = subprocess.Popen(
             [
@@ -79,7 +85,7 @@ class Worker:
 
 
 @pytest.fixture
-def workers(broker_queue: str) -> Iterator[list[Worker]]:
+def workers(queue_name: str) -> Iterator[list[Worker]]:
     started: list[Worker] = []
     yield started
     for worker in started:
@@ -100,13 +106,13 @@ def wait_for(predicate: object, timeout: float) -> bool:
 
 
 async def kick_all(
-    url: str, name: str, path: Path, values: list[str], seconds: float = 0.0
+    url: str, name: str, path: Path, values: list[str], task: str = "test.record"
 ) -> None:
     broker = make_broker(settings_for(url, name))
     await broker.startup()
     try:
         for value in values:
-            await kick(broker, "test.record", str(path), value, seconds)
+            await kick(broker, task, str(path), value)
     finally:
         await broker.shutdown()
 
@@ -129,13 +135,41 @@ def test_task_of_a_killed_worker_runs_again_elsewhere(
     first = Worker(broker_url, queue_name)
     workers.append(first)
     out = tmp_path / "done"
-    started = Path(str(out) + ".started")
-    asyncio.run(kick_all(broker_url, queue_name, out, ["slow"], seconds=2.0))
-    assert wait_for(lambda: started.exists(), 30)
+    started = Path(f"{out}.started")
+    asyncio.run(kick_all(broker_url, queue_name, out, ["held"], task="test.hold"))
+    assert wait_for(lambda: lines(started) == ["held"], 30)
     first.kill_hard()  # mid-task: never acknowledged
-    assert lines(out) == []
     workers.append(Worker(broker_url, queue_name))
-    assert wait_for(lambda: lines(out) == ["slow"], 45), started.read_text()
+    assert wait_for(lambda: lines(started) == ["held", "held"], 45), started.read_text()
+    Path(f"{out}.release").touch()
+    assert wait_for(lambda: lines(out) == ["held"], 30)
+
+
+def test_a_task_running_longer_than_redelivery_runs_once(
+    redis_url: str, queue_name: str, workers: list[Worker], tmp_path: Path
+) -> None:
+    """Two workers; the task runs three redelivery times before the test lets it end,
+    and the idle worker, looking for unacknowledged messages every second, leaves it."""
+    broker_queue = queue_name
+    workers.extend(Worker(redis_url, broker_queue) for _ in range(2))
+    out = tmp_path / "done"
+    started = Path(f"{out}.started")
+    asyncio.run(kick_all(redis_url, broker_queue, out, ["long"], task="test.hold"))
+    assert wait_for(lambda: lines(started) == ["long"], 30)
+    running_since = time.monotonic()
+    probe = redis.Redis.from_url(redis_url)
+    try:
+        stream = f"{broker_queue}:tasks"
+        # The condition under test is time itself: the task must outlive redelivery.
+        while time.monotonic() - running_since < 3 * REDELIVER_SECONDS:
+            time.sleep(0.1)
+            (pending,) = probe.xpending_range(stream, broker_queue, "-", "+", 1)
+            assert pending["times_delivered"] == 1  # never claimed by the idle worker
+    finally:
+        probe.close()
+    Path(f"{out}.release").touch()
+    assert wait_for(lambda: lines(out) == ["long"], 30)
+    assert lines(started) == ["long"], started.read_text()
 
 
 def test_unknown_broker_scheme_is_refused() -> None:
