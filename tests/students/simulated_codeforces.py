@@ -27,6 +27,7 @@ VERDICTS = [("OK", 45), ("WRONG_ANSWER", 30), ("TIME_LIMIT_EXCEEDED", 12), ("RUN
 VERDICTS += [("COMPILATION_ERROR", 3), ("MEMORY_LIMIT_EXCEEDED", 2)]
 LANGUAGES = ["GNU C++17", "GNU C++20 (64)", "Python 3", "PyPy 3-64", "Java 21"]
 TAGS = ["math", "greedy", "dp", "graphs", "implementation", "strings", "brute force"]
+MAX_INFO_HANDLES = 10_000  # what user.info accepts in one call
 RANKS = [
     (0, "newbie"),
     (1200, "pupil"),
@@ -288,6 +289,12 @@ class SimulatedCodeforces:
         return 404, {"status": "FAILED", "comment": f"no method {method}"}
 
     def _user_info(self, handles: list[str]) -> tuple[int, dict[str, Any]]:
+        """All or nothing, like Codeforces: the first unknown handle fails the call."""
+        if not 1 <= len(handles) <= MAX_INFO_HANDLES:
+            return 400, {
+                "status": "FAILED",
+                "comment": f"handles: Field should contain between 1 and {MAX_INFO_HANDLES} items",
+            }
         result = []
         for handle in handles:
             user = self.find(handle)

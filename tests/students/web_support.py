@@ -11,6 +11,7 @@ from cpsync.http import HttpClient
 from cpsync.settings import Settings
 from cpsync.students.routes import build_router
 from cpsync.students.runtime import StudentsRuntime
+from cpsync.students.throttle import Throttle
 from cpsync.web.app import create_app
 from tests.recordings import MutableClock
 
@@ -24,6 +25,7 @@ async def student_app(
     sim: SimulatedCodeforces,
     clock: MutableClock,
     mailer: RecordingMailer | None = None,
+    throttle: Throttle | None = None,
 ) -> AsyncIterator[FastAPI]:
     settings = settings.model_copy(
         update={"refresh_interval_minutes": 0, "codeforces_base_url": SIM_BASE}
@@ -42,7 +44,7 @@ async def student_app(
                 http,
                 context.cache,
                 clock,
-                throttle=CountingThrottle(),
+                throttle=throttle or CountingThrottle(),
                 mailer=mailer or RecordingMailer(),
             )
             app.state.students = runtime

@@ -422,6 +422,58 @@ class UserLookup:
         return handle.casefold() in self.not_found
 
 
+LookupProgress = Callable[[int, int], Awaitable[None]]
+OUT_OF_TIME = "codeforces: the time for checking handles ran out"
+
+
+class _Lookup:
+    """The running state of one `lookup_users`: what is settled, and why the rest is not."""
+
+    def __init__(
+        self, handles: list[str], progress: LookupProgress | None, keep_going: Callable[[], bool]
+    ) -> None:
+        self.handles = handles
+        self._progress = progress
+        self._keep_going = keep_going
+        self._available = True
+        self._found: dict[str, UserInfo] = {}
+        self._missing: set[str] = set()
+        self._unresolved: set[str] = set()
+        self._failures: list[str] = []
+
+    def may_call(self) -> bool:
+        if self._available and not self._keep_going():
+            self._available = False
+            self._failures.append(OUT_OF_TIME)
+        return self._available
+
+    async def settle_found(self, found: Mapping[str, UserInfo]) -> None:
+        self._found.update(found)
+        await self._report()
+
+    async def settle_missing(self, handle: str) -> None:
+        self._missing.add(handle.casefold())
+        await self._report()
+
+    def give_up(self, batch: Sequence[str]) -> None:
+        self._unresolved.update(handle.casefold() for handle in batch)
+
+    def fail(self, batch: Sequence[str], error: CodeforcesError) -> None:
+        self.give_up(batch)
+        self._failures.append(error.message)
+        # Still unavailable after the retries: more calls would only add load.
+        if isinstance(error, CodeforcesRetriableError):
+            self._available = False
+
+    def result(self) -> UserLookup:
+        unresolved = frozenset(self._unresolved - self._missing)
+        return UserLookup(self._found, frozenset(self._missing), unresolved, tuple(self._failures))
+
+    async def _report(self) -> None:
+        if self._progress is not None:
+            await self._progress(len(self._found) + len(self._missing), len(self.handles))
+
+
 # ---------------------------------------------------------------- client
 
 
@@ -460,43 +512,51 @@ class CodeforcesClient:
             found.update(_paired(batch, infos))
         return [found[handle.casefold()] for handle in handles]
 
-    async def lookup_users(self, handles: Sequence[str]) -> UserLookup:
+    async def lookup_users(
+        self,
+        handles: Sequence[str],
+        *,
+        progress: LookupProgress | None = None,
+        keep_going: Callable[[], bool] | None = None,
+    ) -> UserLookup:
         """Like `user_info`, but never raises: unknown and unanswered handles are reported.
 
-        Codeforces fails the whole call on the first unknown handle, so each unknown
-        handle costs one extra call. A batch that fails otherwise leaves its handles
-        unresolved; once Codeforces is unavailable, the remaining batches are not tried.
+        Codeforces fails the whole call on the first unknown handle and names it, so it
+        is dropped from the batch and the rest asked again: each unknown handle costs one
+        extra call. A batch that fails otherwise leaves its handles unresolved; once
+        Codeforces is unavailable, the remaining batches are not tried. `progress(done,
+        total)` hears after every call how many handles are settled; before each call,
+        `keep_going()` may end the lookup (a time budget), leaving the rest unresolved.
         """
-        found: dict[str, UserInfo] = {}
-        missing: set[str] = set()
-        unresolved: set[str] = set()
-        failures: list[str] = []
-        unique = unique_handles(handles)
-        available = True
-        for batch in handle_batches(self._base, unique, self._config.max_url_length):
-            if not available:
-                unresolved.update(handle.casefold() for handle in batch)
+        lookup = _Lookup(unique_handles(handles), progress, keep_going or (lambda: True))
+        for batch in handle_batches(self._base, lookup.handles, self._config.max_url_length):
+            if not lookup.may_call():
+                lookup.give_up(batch)
                 continue
             try:
-                found.update(await self._lookup_batch(batch, missing))
+                await self._lookup_batch(batch, lookup)
             except CodeforcesError as error:
-                unresolved.update(handle.casefold() for handle in batch)
-                failures.append(error.message)
-                # Still unavailable after the retries: more calls would only add load.
-                available = not isinstance(error, CodeforcesRetriableError)
-        unresolved -= missing
-        return UserLookup(found, frozenset(missing), frozenset(unresolved), tuple(failures))
+                lookup.fail(batch, error)
+        return lookup.result()
 
-    async def _lookup_batch(self, batch: list[str], missing: set[str]) -> dict[str, UserInfo]:
+    async def _lookup_batch(self, batch: list[str], lookup: _Lookup) -> None:
         while batch:
             try:
                 result = await self._result(user_info_url(self._base, batch))
             except HandleNotFoundError as error:
                 batch = _without(batch, error)
-                missing.add(error.handle.casefold())
+                await lookup.settle_missing(error.handle)
+                if batch and not lookup.may_call():
+                    lookup.give_up(batch)
+                    return
                 continue
-            return _paired(batch, user_infos_from(result))
-        return {}
+            await lookup.settle_found(_paired(batch, user_infos_from(result)))
+            return
+
+    def calls_at_least(self, handles: Sequence[str]) -> int:
+        """How many `user.info` calls these handles take if every one of them exists."""
+        unique = unique_handles(handles)
+        return sum(1 for _ in handle_batches(self._base, unique, self._config.max_url_length))
 
     async def user_rating(self, handle: str) -> list[RatingChange]:
         return rating_changes_from(await self._result(user_rating_url(self._base, handle)))

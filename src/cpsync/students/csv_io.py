@@ -1,33 +1,35 @@
-"""The student table as CSV, and CSV uploads that add or update many students.
+"""The student table as CSV, and the plan of what an uploaded CSV would change. Pure.
 
-Export writes every student the viewer sees. A cell that a spreadsheet would run as a
-formula (starting with = + - @, tab or CR) is prefixed with an apostrophe, except a
-phone-like number; import removes that prefix again, so a file round-trips.
+Export writes every student the viewer sees, every cell quoted. A cell that a
+spreadsheet would run as a formula (starting with = + - @, tab or CR) gets a leading
+apostrophe (OWASP's advice for CSV injection); import removes exactly that prefix, so an
+exported file imports back unchanged, `-Absam-` and `+91 ...` included.
 
 Import: one row per student; `id` (from an export) or else the handle picks an existing
-student of the coach to update, otherwise the row adds one. Every row is validated on
-its own; bad rows are reported with their line number and the good ones are kept. All
-new or changed handles are checked with Codeforces in one batched lookup.
+student of the coach to update, otherwise the row adds one. Only the columns the file
+has are written: a missing column leaves that field alone, an empty cell clears it.
+Every row is judged on its own (`plan_rows`); bad rows are reported with their line
+number and the good ones are kept. New or changed handles must be checked with
+Codeforces first (`handles_to_check`), and the spelling it answers with is stored.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
 from pydantic import ValidationError
 
-from cpsync.accounts.models import User
 from cpsync.students.models import Student
-from cpsync.students.schemas import StudentInput, field_errors
+from cpsync.students.schemas import StudentPatch, field_errors
 from cpsync.students.service import (
     DUPLICATE_HANDLE,
     UNCHECKED_HANDLE,
     UNKNOWN_HANDLE,
-    StudentService,
     tracked_as,
 )
 
@@ -49,49 +51,66 @@ COLUMNS = [
     "last_sync_error",
 ]
 MAX_ROWS = 5000
-_NUMBER = re.compile(r"^[+-]?[0-9][0-9 ().\-]*$")
-_RISKY = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _TRUE = {"yes", "true", "1", "on", "y"}
 _FALSE = {"no", "false", "0", "off", "n"}
+# CSV column -> StudentPatch field; what a coach may set from a file.
+_EDITABLE = {
+    "name": "name",
+    "email": "email",
+    "phone": "phone",
+    "group": "group",
+    "timezone": "timezone",
+    "reminders": "reminders_enabled",
+}
+
+# ---------------------------------------------------------------- export
 
 
-def safe_cell(value: object) -> str:
+def _needs_prefix(text: str) -> bool:
+    # A text that already starts with the apostrophe the import would remove is
+    # prefixed too, so that removing one apostrophe always gives the original back.
+    if text.startswith(_FORMULA_START):
+        return True
+    return text.startswith("'") and _needs_prefix(text[1:])
+
+
+def escape_cell(value: object) -> str:
     text = "" if value is None else str(value)
-    if text.startswith(_RISKY) and not _NUMBER.match(text):
-        return "'" + text
-    return text
+    return "'" + text if _needs_prefix(text) else text
 
 
-def unsafe_cell(text: str) -> str:
-    return text[1:] if text.startswith("'") and text[1:].startswith(_RISKY) else text
+def unescape_cell(text: str) -> str:
+    return text[1:] if text.startswith("'") and _needs_prefix(text[1:]) else text
 
 
 def export_csv(students: Iterable[Student]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow(COLUMNS)
     for s in students:
         synced = s.last_synced_at.isoformat() if s.last_synced_at else ""
         row = [s.id, s.name, s.email, s.phone, s.handle, s.group_name, s.timezone]
         row += ["yes" if s.reminders_enabled else "no", s.rating, s.max_rating, s.rank]
         row += [s.max_rank, synced, s.reminders_sent, s.last_sync_error]
-        writer.writerow([safe_cell(cell) for cell in row])
+        writer.writerow([escape_cell(cell) for cell in row])
     return buffer.getvalue()
 
 
-@dataclass
-class ImportResult:
-    added: list[Student] = field(default_factory=list)
-    updated: list[Student] = field(default_factory=list)
-    resync: list[Student] = field(default_factory=list)
-    errors: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+# ---------------------------------------------------------------- parse
 
 
 @dataclass(frozen=True, slots=True)
-class _Row:
+class CsvRow:
     line: int
     student_id: int | None
-    values: StudentInput
+    patch: StudentPatch
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFile:
+    rows: list[CsvRow]
+    errors: list[tuple[int, dict[str, str]]]
 
 
 def decode_upload(raw: bytes) -> str:
@@ -101,119 +120,252 @@ def decode_upload(raw: bytes) -> str:
         return raw.decode("cp1252", errors="replace")
 
 
-def parse_rows(text: str) -> tuple[list[_Row], list[tuple[int, dict[str, str]]]]:
+def parse_rows(text: str) -> ParsedFile:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [name.strip().lower() for name in reader.fieldnames or []]
-    if "handle" not in header or "name" not in header:
-        return [], [(1, {"file": "The first line must name the columns, with name and handle."})]
+    if "handle" not in header:
+        return ParsedFile(
+            [], [(1, {"file": "The first line must name the columns, handle among them."})]
+        )
     reader.fieldnames = header
-    rows: list[_Row] = []
+    rows: list[CsvRow] = []
     errors: list[tuple[int, dict[str, str]]] = []
     for position, raw in enumerate(reader):
         line = reader.line_num
         if position >= MAX_ROWS:
             errors.append((line, {"file": f"Only the first {MAX_ROWS} rows are read."}))
             break
-        cells = {k: unsafe_cell((v or "").strip()) for k, v in raw.items() if k is not None}
+        cells = {k: unescape_cell((v or "").strip()) for k, v in raw.items() if k is not None}
         if not any(cells.values()):
             continue
         parsed = _parse_row(line, cells)
-        if isinstance(parsed, _Row):
+        if isinstance(parsed, CsvRow):
             rows.append(parsed)
         else:
             errors.append((line, parsed))
-    return rows, errors
+    return ParsedFile(rows, errors)
 
 
-def _parse_row(line: int, cells: dict[str, str]) -> _Row | dict[str, str]:
+def _parse_row(line: int, cells: dict[str, str]) -> CsvRow | dict[str, str]:
     errors: dict[str, str] = {}
-    reminders = cells.get("reminders", "").lower()
-    if reminders and reminders not in _TRUE | _FALSE:
-        errors["reminders"] = "Use yes or no."
+    values: dict[str, Any] = {"handle": cells.get("handle", "")}
+    for column, name in _EDITABLE.items():
+        if column in cells:
+            values[name] = cells[column]
+    if "reminders" in cells:
+        reminders = cells["reminders"].lower()
+        if reminders and reminders not in _TRUE | _FALSE:
+            errors["reminders"] = "Use yes or no."
+        values["reminders_enabled"] = reminders not in _FALSE
+    if values.get("name") == "":
+        errors["name"] = "A student needs a name; this cell is empty."
+        del values["name"]
     raw_id = cells.get("id", "")
     if raw_id and not raw_id.isdigit():
         errors["id"] = "An id is a whole number (leave it empty for a new student)."
     try:
-        values = StudentInput(
-            name=cells.get("name", ""),
-            email=cells.get("email", ""),
-            phone=cells.get("phone", ""),
-            handle=cells.get("handle", ""),
-            group=cells.get("group", ""),
-            timezone=cells.get("timezone", ""),
-            reminders_enabled=reminders not in _FALSE,
-        )
+        patch = StudentPatch(**values)
     except ValidationError as error:
         return field_errors(error) | errors
     if errors:
         return errors
-    return _Row(line, int(raw_id) if raw_id else None, values)
+    return CsvRow(line, int(raw_id) if raw_id else None, patch)
 
 
-async def import_csv(service: StudentService, coach: User, text: str) -> ImportResult:
-    result = ImportResult()
-    rows, result.errors = parse_rows(text)
-    existing = await service.existing_by_key(coach.id)
-    by_id = {student.id: student for student in existing.values()}
-    seen: set[str] = set()
-    planned: list[tuple[_Row, Student | None]] = []
+# ---------------------------------------------------------------- plan
+
+
+class Outcome(StrEnum):
+    ADDED = "added"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """What is stored for one of the coach's students, in the form's terms."""
+
+    id: int
+    handle: str
+    name: str
+    email: str
+    phone: str
+    group: str
+    timezone: str
+    reminders_enabled: bool
+
+    @classmethod
+    def of(cls, student: Student) -> Current:
+        return cls(
+            id=student.id,
+            handle=student.handle,
+            name=student.name,
+            email=student.email,
+            phone=student.phone,
+            group=student.group_name,
+            timezone=student.timezone,
+            reminders_enabled=student.reminders_enabled,
+        )
+
+    @property
+    def key(self) -> str:
+        return self.handle.casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    field: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class RowPlan:
+    """What one row does. `values` (every field, handle included) is what gets stored."""
+
+    line: int
+    handle: str
+    outcome: Outcome
+    student_id: int | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
+    changes: tuple[Change, ...] = ()
+    errors: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def handle_changed(self) -> bool:
+        return any(change.field == "handle" for change in self.changes)
+
+
+# The fields a new student starts with when the file has no column for them.
+_FRESH = {"email": "", "phone": "", "group": "", "timezone": "", "reminders_enabled": True}
+_FIELDS = ("handle", "name", "email", "phone", "group", "timezone", "reminders_enabled")
+
+
+def handles_to_check(rows: Sequence[CsvRow], existing: Sequence[Current]) -> list[str]:
+    """Handles that are not already stored (as typed): new students and changed handles."""
+    by_id = {student.id: student for student in existing}
+    stored = {student.key for student in existing}
+    wanted: list[str] = []
     for row in rows:
-        key = row.values.handle.casefold()
+        key = row.patch.handle.casefold()
         target = by_id.get(row.student_id) if row.student_id else None
-        target = target or existing.get(key)
-        if key in seen:
-            result.errors.append((row.line, {"handle": "This handle appears twice in the file."}))
-            continue
-        other = existing.get(key)
+        if key not in stored or (target is not None and target.key != key):
+            wanted.append(row.patch.handle)
+    return wanted
+
+
+def plan_rows(
+    parsed: ParsedFile,
+    existing: Sequence[Current],
+    canonical: Mapping[str, str | None],
+    default_zone: str,
+) -> list[RowPlan]:
+    """Each row's outcome, in line order.
+
+    `canonical`: casefolded handle -> Codeforces' spelling, None when it has no such
+    user; a handle missing from it could not be checked.
+    """
+    planner = _Planner(existing, canonical, default_zone)
+    plans = [planner.plan(row) for row in parsed.rows]
+    plans += [RowPlan(line, "", Outcome.ERROR, errors=errors) for line, errors in parsed.errors]
+    return sorted(plans, key=lambda plan: plan.line)
+
+
+class _Planner:
+    def __init__(
+        self, existing: Sequence[Current], canonical: Mapping[str, str | None], zone: str
+    ) -> None:
+        self._by_id = {student.id: student for student in existing}
+        self._by_key = {student.key: student for student in existing}
+        self._canonical = canonical
+        self._zone = zone
+        self._typed: dict[str, int] = {}  # handle as typed (casefolded) -> line
+        self._claimed: dict[str, int] = {}  # stored handle key -> line that takes it
+        self._targets: dict[int, int] = {}  # student id -> line that updates it
+
+    def plan(self, row: CsvRow) -> RowPlan:
+        handle = row.patch.handle
+        key = handle.casefold()
+        target = self._by_id.get(row.student_id) if row.student_id else None
+        target = target or self._by_key.get(key)
+        error = self._conflict(row, key, target)
+        stored = handle
+        if error is None:
+            stored, error = self._stored_handle(handle, target)
+        if error is None:
+            error = self._taken(row, stored.casefold(), key, target)
+        if error is not None:
+            return RowPlan(row.line, handle, Outcome.ERROR, errors={"handle": error})
+        if target is None and row.patch.name is None:
+            errors = {"name": "A new student needs a name."}
+            return RowPlan(row.line, handle, Outcome.ERROR, errors=errors)
+        self._typed[key] = row.line
+        self._claimed[stored.casefold()] = row.line
+        if target is not None:
+            self._targets[target.id] = row.line
+        return self._outcome(row, stored, target)
+
+    def _conflict(self, row: CsvRow, key: str, target: Current | None) -> str | None:
+        if key in self._typed:
+            return f"This handle appears twice in the file (line {self._typed[key]})."
+        if target is not None and target.id in self._targets:
+            return f"Line {self._targets[target.id]} already updates this student."
+        other = self._by_key.get(key)
         if target is not None and other is not None and other.id != target.id:
-            result.errors.append((row.line, {"handle": DUPLICATE_HANDLE}))
-            continue
-        seen.add(key)
-        planned.append((row, target))
-    to_check = [
-        r.values.handle
-        for r, t in planned
-        if t is None or t.handle_key != r.values.handle.casefold()
-    ]
-    canonical = await service.resolve_handles(to_check)
-    zone = await service.default_zone(coach.id)
-    for row, target in planned:
-        await _apply(service, coach, row, target, canonical, zone, existing, result)
-    result.errors.sort()
-    return result
+            return DUPLICATE_HANDLE
+        return None
 
-
-async def _apply(
-    service: StudentService,
-    coach: User,
-    row: _Row,
-    target: Student | None,
-    canonical: dict[str, str | None] | None,
-    zone: str,
-    existing: dict[str, Student],
-    result: ImportResult,
-) -> None:
-    key = row.values.handle.casefold()
-    handle = row.values.handle
-    if target is None or target.handle_key != key:
-        if canonical is None:
-            result.errors.append((row.line, {"handle": UNCHECKED_HANDLE}))
-            return
-        found = canonical.get(key)
+    def _stored_handle(self, handle: str, target: Current | None) -> tuple[str, str | None]:
+        key = handle.casefold()
+        if target is not None and target.key == key:
+            return target.handle, None
+        if key not in self._canonical:
+            return handle, UNCHECKED_HANDLE
+        found = self._canonical[key]
         if found is None:
-            result.errors.append((row.line, {"handle": UNKNOWN_HANDLE}))
-            return
-        other = existing.get(found.casefold())
-        if other is not None and other is not target:
-            result.errors.append((row.line, {"handle": tracked_as(other.handle)}))
-            return
-        handle = found
-    saved = await service.save_imported(coach, target, row.values, handle, zone)
-    existing[saved.student.handle_key] = saved.student  # later rows see this claim
-    (result.updated if target is not None else result.added).append(saved.student)
-    if saved.needs_sync:
-        result.resync.append(saved.student)
+            return handle, UNKNOWN_HANDLE
+        return found, None
+
+    def _taken(self, row: CsvRow, stored_key: str, key: str, target: Current | None) -> str | None:
+        owner = self._by_key.get(stored_key)
+        if owner is not None and (target is None or owner.id != target.id):
+            return tracked_as(owner.handle) if stored_key != key else DUPLICATE_HANDLE
+        if stored_key in self._claimed:
+            return f"Line {self._claimed[stored_key]} already has this Codeforces user."
+        return None
+
+    def _outcome(self, row: CsvRow, stored: str, target: Current | None) -> RowPlan:
+        patch = row.patch.model_dump(exclude_unset=True)
+        patch["handle"] = stored
+        if "timezone" in patch and not patch["timezone"]:
+            patch["timezone"] = self._zone  # an empty zone means the coach's
+        if target is None:
+            values = {**_FRESH, "timezone": self._zone, **patch}
+            changes = tuple(
+                Change(name, "", _shown(values[name])) for name in _FIELDS if values[name] != ""
+            )
+            return RowPlan(row.line, stored, Outcome.ADDED, None, values, changes)
+        old = {name: getattr(target, name) for name in _FIELDS}
+        values = {**old, **patch}
+        changes = tuple(
+            Change(name, _shown(old[name]), _shown(values[name]))
+            for name in _FIELDS
+            if values[name] != old[name]
+        )
+        outcome = Outcome.UPDATED if changes else Outcome.UNCHANGED
+        return RowPlan(row.line, stored, outcome, target.id, values, changes)
 
 
-def report_lines(errors: Sequence[tuple[int, dict[str, str]]]) -> list[str]:
-    return [f"Line {line}: " + "; ".join(f"{k}: {v}" for k, v in e.items()) for line, e in errors]
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def report_lines(plans: Sequence[RowPlan]) -> list[str]:
+    return [
+        f"Line {plan.line}: " + "; ".join(f"{k}: {v}" for k, v in plan.errors.items())
+        for plan in plans
+        if plan.outcome is Outcome.ERROR
+    ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
@@ -17,10 +17,20 @@ from starlette.datastructures import FormData
 from cpsync.settings import Settings
 from cpsync.students import api_routes
 from cpsync.students.config import StudentsConfig
-from cpsync.students.csv_io import decode_upload, export_csv, import_csv, report_lines
+from cpsync.students.csv_io import decode_upload, export_csv
 from cpsync.students.dashboard_service import DashboardService, parse_period, student_zone
 from cpsync.students.deps import CoachUser, RuntimeDep, StudentId, StudentServiceDep
+from cpsync.students.import_service import (
+    CsvImporter,
+    ImportJob,
+    ImportJobId,
+    ImportJobNotFoundError,
+    ImportJobs,
+    JobState,
+    Stored,
+)
 from cpsync.students.models import Student
+from cpsync.students.runtime import StudentsRuntime
 from cpsync.students.repository import SORTABLE, StudentRepository
 from cpsync.students.schedule import (
     EVERY_HOURS,
@@ -268,36 +278,68 @@ async def sync_all(coach: CoachUser, runtime: RuntimeDep) -> Response:
 
 @router.get("/import")
 async def import_form(request: Request, coach: CoachUser) -> Response:
-    return render(request, "students/import.html", _page({"report": None}))
+    return render(request, "students/import.html", _page({"job": None, "errors": {}}))
 
 
 @router.post("/import")
 async def import_upload(
     request: Request,
     coach: CoachUser,
-    service: StudentServiceDep,
-    session: SessionDep,
     runtime: RuntimeDep,
     file: Annotated[UploadFile, File()],
+    mode: Annotated[str, Form(max_length=10)] = "import",
 ) -> Response:
     raw = await file.read(MAX_UPLOAD_BYTES + 1)
     if len(raw) > MAX_UPLOAD_BYTES:
-        report = {"added": 0, "updated": 0, "errors": ["The file is over 1 MB."]}
-        return render(request, "students/import.html", _page({"report": report}), status_code=413)
-    result = await import_csv(service, coach, decode_upload(raw))
-    await session.commit()
-    await runtime.forget_stats([s.id for s in result.updated])
-    if result.resync:
-        runtime.start_sync(
-            coach_id=coach.id, student_ids=[s.id for s in result.resync], trigger="import"
-        )
-    report = {
-        "added": len(result.added),
-        "updated": len(result.updated),
-        "errors": report_lines(result.errors),
-    }
-    status = 200 if not result.errors else 422
-    return render(request, "students/import.html", _page({"report": report}), status_code=status)
+        context = _page({"job": None, "errors": {"file": "The file is over 1 MB."}})
+        return render(request, "students/import.html", context, status_code=413)
+    job = await ImportJobs(runtime.cache).create(
+        coach.id, decode_upload(raw), apply=mode != "preview"
+    )
+    _start_import(runtime, job)
+    return _back(f"/students/import/{job.id}")
+
+
+@router.get("/import/{job_id}")
+async def import_job(
+    request: Request, job_id: ImportJobId, coach: CoachUser, runtime: RuntimeDep
+) -> Response:
+    job = await ImportJobs(runtime.cache).get(coach.id, job_id)
+    if job is None:
+        raise ImportJobNotFoundError
+    partial = request.headers.get("hx-request") and job.running
+    template = "students/_import_job.html" if partial else "students/import.html"
+    return render(request, template, _page({"job": job, "errors": {}}))
+
+
+@router.post("/import/{job_id}/apply")
+async def apply_import(job_id: ImportJobId, coach: CoachUser, runtime: RuntimeDep) -> Response:
+    jobs = ImportJobs(runtime.cache)
+    job = await jobs.get(coach.id, job_id)
+    if job is None:
+        raise ImportJobNotFoundError
+    if job.state is JobState.PREVIEW:  # a second click finds it applied or running
+        job.apply, job.state = True, JobState.CHECKING
+        await jobs.save(job)
+        _start_import(runtime, job)
+    return _back(f"/students/import/{job.id}")
+
+
+def _start_import(runtime: StudentsRuntime, job: ImportJob) -> None:
+    async def after_import(coach_id: int, stored: Stored) -> None:
+        await runtime.forget_stats(stored.updated_ids)
+        if stored.resync_ids:
+            runtime.start_sync(coach_id=coach_id, student_ids=stored.resync_ids, trigger="import")
+
+    importer = CsvImporter(
+        runtime.db,
+        runtime.client,
+        ImportJobs(runtime.cache),
+        runtime.clock,
+        interval_seconds=runtime.config.interval_seconds,
+        after_import=after_import,
+    )
+    runtime.start_import(job.id, lambda: importer.run(job))
 
 
 # ---------------------------------------------------------------- settings

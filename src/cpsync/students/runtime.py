@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from cpsync.cache import Cache
 from cpsync.clock import Clock
@@ -63,7 +64,7 @@ class StudentsRuntime:
         )
         check_config = CodeforcesClientConfig(base_url=self.config.codeforces_base_url, retries=0)
         self._check_client = CodeforcesClient(http, self.throttle, check_config)
-        self._running: dict[str, asyncio.Task[SyncReport | None]] = {}
+        self._running: dict[str, asyncio.Task[Any]] = {}
         self._scheduler: asyncio.Task[None] | None = None
 
     def checker(self) -> HandleChecker:
@@ -113,6 +114,19 @@ class StudentsRuntime:
 
         self._running[scope] = asyncio.create_task(run(), name=f"students.sync:{scope}")
         return True
+
+    def start_import(self, job_id: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run a CSV import job in the background, beside the syncs (see import_service)."""
+
+        async def run() -> None:
+            try:
+                await work()
+            except Exception:
+                log.exception("students.import.failed job=%s", job_id)
+
+        self._running[f"import:{job_id}"] = asyncio.create_task(
+            run(), name=f"students.import:{job_id}"
+        )
 
     def start_scheduler(self, tick_seconds: float = 30.0) -> None:
         """The coaches' sync schedules inside this process (the embedded deployment)."""

@@ -16,6 +16,34 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9 ().\-]{3,40}$")
 
 
+def _checked_handle(value: str) -> str:
+    if not HANDLE.match(value):
+        raise ValueError("A Codeforces handle has 3 to 24 letters, digits, _ . or -.")
+    return value
+
+
+def _checked_email(value: str) -> str:
+    email = value.lower()
+    if email and (len(email) > 320 or not _EMAIL.match(email)):
+        raise ValueError("Enter an email address like name@example.com.")
+    return email
+
+
+def _checked_phone(value: str) -> str:
+    if value and not _PHONE.match(value):
+        raise ValueError("Use digits, spaces, + ( ) . or - only.")
+    return value
+
+
+def _checked_zone(value: str) -> str:
+    if value:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"Unknown time zone {value!r}; use e.g. Asia/Kolkata.") from exc
+    return value
+
+
 class StudentInput(BaseModel):
     """What a coach may set on a student: nothing else is ever assigned from input."""
 
@@ -29,37 +57,32 @@ class StudentInput(BaseModel):
     timezone: str = ""  # blank: the coach's zone
     reminders_enabled: bool = True
 
-    @field_validator("handle")
-    @classmethod
-    def _handle(cls, value: str) -> str:
-        if not HANDLE.match(value):
-            raise ValueError("A Codeforces handle has 3 to 24 letters, digits, _ . or -.")
-        return value
+    _handle = field_validator("handle")(_checked_handle)
+    _email = field_validator("email")(_checked_email)
+    _phone = field_validator("phone")(_checked_phone)
+    _zone = field_validator("timezone")(_checked_zone)
 
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        email = value.lower()
-        if email and (len(email) > 320 or not _EMAIL.match(email)):
-            raise ValueError("Enter an email address like name@example.com.")
-        return email
 
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str) -> str:
-        if value and not _PHONE.match(value):
-            raise ValueError("Use digits, spaces, + ( ) . or - only.")
-        return value
+class StudentPatch(BaseModel):
+    """One CSV row: only the columns the file has are set (None: leave the field alone).
 
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        if value:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"Unknown time zone {value!r}; use e.g. Asia/Kolkata.") from exc
-        return value
+    An empty cell in a present column clears that field; a name cannot be cleared.
+    """
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    handle: str
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    email: str | None = None
+    phone: str | None = None
+    group: str | None = Field(default=None, max_length=100)
+    timezone: str | None = None  # blank: the coach's zone
+    reminders_enabled: bool | None = None
+
+    _handle = field_validator("handle")(_checked_handle)
+    _email = field_validator("email")(_checked_email)
+    _phone = field_validator("phone")(_checked_phone)
+    _zone = field_validator("timezone")(_checked_zone)
 
 
 def field_errors(error: ValidationError) -> dict[str, str]:

@@ -9,9 +9,9 @@ Callers commit (commit at the edges) and then start the immediate sync.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -213,27 +213,22 @@ class StudentService:
         student.timezone = values.timezone or default_zone
         student.reminders_enabled = values.reminders_enabled
 
-    async def existing_by_key(self, coach_id: int) -> dict[str, Student]:
+    async def students_of(self, coach_id: int) -> list[Student]:
         rows = await self._session.scalars(select(Student).where(Student.coach_id == coach_id))
-        return {student.handle_key: student for student in rows}
+        return list(rows)
 
-    async def resolve_handles(self, handles: Sequence[str]) -> dict[str, str | None] | None:
-        """One batched check for many handles; None when Codeforces cannot answer."""
-        if not handles:
-            return {}
-        try:
-            return await self._checker.canonical_handles(handles)
-        except CodeforcesError:
-            return None
-
-    async def save_imported(
-        self, coach: User, target: Student | None, values: StudentInput, handle: str, zone: str
+    async def store_row(
+        self, coach_id: int, target: Student | None, values: Mapping[str, Any]
     ) -> Saved:
-        """Store a row whose handle was already checked (see csv_io)."""
+        """Store a planned CSV row (see csv_io.plan_rows: its handle is already checked).
+
+        `values` holds every field; `timezone` is already resolved to a zone.
+        """
         now = self._clock()
+        handle = str(values["handle"])
         if target is None:
             student = Student(
-                coach_id=coach.id,
+                coach_id=coach_id,
                 handle=handle,
                 handle_key=handle.casefold(),
                 created_at=now,
@@ -248,8 +243,13 @@ class StudentService:
             changed = handle.casefold() != student.handle_key
             if changed:
                 await self._forget_account(student)
-                student.handle, student.handle_key = handle, handle.casefold()
-        self._assign(student, values, zone)
+            student.handle, student.handle_key = handle, handle.casefold()
+        student.name = str(values["name"])
+        student.email = str(values["email"])
+        student.phone = str(values["phone"])
+        student.group_name = str(values["group"])
+        student.timezone = str(values["timezone"])
+        student.reminders_enabled = bool(values["reminders_enabled"])
         student.updated_at = now
         await self._session.flush()
         return Saved(student, needs_sync=changed)
