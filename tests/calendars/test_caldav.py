@@ -184,3 +184,58 @@ async def test_refused_app_password_asks_for_reconnection(caldav_harness: CalDav
 
     with pytest.raises(ReconnectRequiredError):
         await caldav_harness.sync()
+
+
+class EditingTransport:
+    """The user's phone edits the event right after each of our reads (the REPORT, then
+    each PROPFIND of its resource), `edits` times: every PUT meets a changed ETag."""
+
+    def __init__(self, harness: CalDavHarness, key: str, edits: int) -> None:
+        self.harness, self.key, self.edits = harness, key, edits
+        self.inner = harness.transport
+        event = next(e for e in harness.desired if e.key == key)
+        self.path = harness.sink._url(harness.sink.external_id(event.platform, event.key))
+        self.statuses: list[tuple[str, int]] = []
+
+    async def send(
+        self, method: str, url: str, *, headers: Mapping[str, str], content: bytes = b""
+    ) -> HttpResponse:
+        response = await self.inner.send(method, url, headers=headers, content=content)
+        self.statuses.append((method, response.status))
+        read_of_event = method == "REPORT" or (method == "PROPFIND" and url == self.path)
+        if read_of_event and self.edits > 0:
+            self.edits -= 1
+            await self._edit()
+        return response
+
+    async def _edit(self) -> None:
+        auth = {"Authorization": self.harness.sink._auth}
+        current = await self.inner.inner.send("GET", self.path, headers=auth)
+        body = current.body.replace(b"SUMMARY:", b"SUMMARY:edited ")  # new content each time
+        headers = {**auth, "Content-Type": "text/calendar"}
+        answer = await self.inner.inner.send("PUT", self.path, headers=headers, content=body)
+        assert answer.status == 204
+
+
+async def test_an_event_edited_between_our_read_and_our_put_is_read_again_and_updated(
+    caldav_harness: CalDavHarness,
+) -> None:
+    await caldav_harness.sync()
+    moved = rescheduled(caldav_harness.desired[0], timedelta(hours=3))
+    caldav_harness.replace_desired(moved.key, moved)
+    editing = EditingTransport(caldav_harness, moved.key, edits=2)
+    caldav_harness.sink._http = editing
+
+    run = await caldav_harness.sync()
+
+    assert editing.edits == 0
+    assert [s for m, s in editing.statuses if m == "PUT"] == [412, 412, 204]
+    assert (run.summary.updated, run.summary.failed) == (1, 0)
+    assert await shown(caldav_harness) == expected_events(caldav_harness)
+    record = next(r for r in caldav_harness.records if r.key == moved.key)
+    (current,) = [
+        e
+        for e in (await caldav_harness.sink.changes(None)).events
+        if e.external_id == record.external_id
+    ]
+    assert record.etag == current.fingerprint  # the next run sees no foreign edit

@@ -82,11 +82,12 @@ class CalDavConfig:
     max_backoff_seconds: float = 30.0
 
 
-class _ConflictError(Exception):
-    """412: the resource is not in the state our precondition assumed."""
+class _ConflictError(PermanentCalendarError):
+    """412: the resource is not in the state our precondition assumed. Handled where a
+    write can recover; anywhere else it fails that one event."""
 
 
-class _GoneError(Exception):
+class _GoneError(PermanentCalendarError):
     """404: the resource we meant to update is not there."""
 
 
@@ -236,10 +237,21 @@ class CalDavSink:
             return await self._insert(event)
 
     async def _overwrite(self, event: DesiredEvent) -> str | None:
-        current = await self._current_etag(self.external_id(event.platform, event.key))
-        if current is None:
-            return await self._put(event, {"If-None-Match": "*"})
-        return await self._put(event, {"If-Match": current})
+        """Write over what the resource holds now: read its current ETag and PUT on it.
+
+        Someone editing (or deleting) the event between that read and our PUT makes the
+        server answer 412 (or 404): read it again and retry, a few times, rather than
+        abort the run.
+        """
+        path = self.external_id(event.platform, event.key)
+        for _ in range(self._config.max_attempts):
+            current = await self._current_etag(path)
+            condition = {"If-Match": current} if current else {"If-None-Match": "*"}
+            try:
+                return await self._put(event, condition)
+            except (_ConflictError, _GoneError):
+                continue
+        raise RetriableCalendarError(f"PUT {path}: the event kept changing while we wrote it")
 
     async def _put(self, event: DesiredEvent, condition: dict[str, str]) -> str | None:
         path = self.external_id(event.platform, event.key)
@@ -293,9 +305,9 @@ class CalDavSink:
         if 200 <= status < 300:
             return
         if status == 412:
-            raise _ConflictError
+            raise _ConflictError(f"{what}: HTTP 412")
         if status == 404:
-            raise _GoneError
+            raise _GoneError(f"{what}: HTTP 404")
         if status == 429 or status >= 500:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise RetriableCalendarError(f"{what}: HTTP {status}", retry_after=retry_after)
