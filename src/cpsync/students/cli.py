@@ -14,9 +14,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cpsync.accounts.repository import AccountRepository
+from cpsync.accounts.schemas import normalise_email
 from cpsync.cache import open_cache
 from cpsync.clock import utc_now
 from cpsync.db import open_database
@@ -105,31 +108,58 @@ async def _sync(
 @students_app.command("list")
 def list_students(
     ctx: typer.Context,
-    coach: Annotated[int | None, typer.Option(help="Only this coach's students.")] = None,
+    coach: Annotated[
+        str | None, typer.Option(help="Only this coach's students: their email or user id.")
+    ] = None,
 ) -> None:
-    """Students with their rating and last sync."""
+    """Students with their coach, rating and last sync."""
     settings, _clock = _settings_and_clock(ctx)
-
-    async def load() -> list[Any]:
-        db = await open_database(settings)
-        try:
-            async with db.session() as session:
-                page = await StudentRepository(session).page(coach, limit=None)
-                return list(page.students)
-        finally:
-            await db.dispose()
-
-    table = Table("id", "name", "handle", "rating", "max", "last synced", "reminders sent", "error")
-    for s in _run(load()):
+    try:
+        students, coaches = _run(_load_roster(settings, coach))
+    except LookupError as error:
+        _console(to_stderr=True).print(f"error: {escape(str(error))}")
+        raise typer.Exit(1) from None
+    table = Table(
+        "id", "coach", "name", "handle", "rating", "max", "last synced", "reminders sent", "error"
+    )
+    for s in students:
         synced = s.last_synced_at.strftime("%Y-%m-%d %H:%M") if s.last_synced_at else "never"
         table.add_row(
             str(s.id),
-            s.name,
+            escape(coaches.get(s.coach_id, str(s.coach_id))),
+            escape(s.name),
             s.handle,
             str(s.rating or "-"),
             str(s.max_rating or "-"),
             synced,
             str(s.reminders_sent),
-            s.last_sync_error or "",
+            escape(s.last_sync_error or ""),
         )
     _console().print(table)
+
+
+async def _load_roster(settings: Settings, coach: str | None) -> tuple[list[Any], dict[int, str]]:
+    """The students (of one coach when asked) and every coach's email by id."""
+    db = await open_database(settings)
+    try:
+        async with db.session() as session:
+            accounts = AccountRepository(session)
+            emails = {user.id: user.email for user in await accounts.users()}
+            coach_id = await _coach_id(accounts, coach) if coach is not None else None
+            page = await StudentRepository(session).page(coach_id, limit=None)
+            return list(page.students), emails
+    finally:
+        await db.dispose()
+
+
+async def _coach_id(accounts: AccountRepository, coach: str) -> int:
+    if coach.isdigit():
+        return int(coach)
+    try:
+        email = normalise_email(coach)
+    except ValueError:
+        raise LookupError(f"--coach takes a coach's email or user id, not {coach!r}") from None
+    user = await accounts.user_by_email(email)
+    if user is None:
+        raise LookupError(f"no user with email {email}")
+    return user.id

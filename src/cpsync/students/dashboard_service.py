@@ -54,6 +54,26 @@ def student_zone(student: Student) -> tzinfo:
         return UTC
 
 
+@dataclass(frozen=True, slots=True)
+class PeriodChoice:
+    days: int | None  # None: all time
+    asked: str | None = None  # set when the value asked for is not offered
+
+
+def choose_period(
+    value: str | None, allowed: tuple[int | None, ...], default: int | None
+) -> PeriodChoice:
+    """A page's period filter: the default when absent, and when the value is not one we
+    offer (so the page can say so instead of silently showing something else)."""
+    if value is None:
+        return PeriodChoice(default)
+    if value in ("", "all"):
+        return PeriodChoice(None)
+    if value.isascii() and value.isdigit() and int(value) in allowed:
+        return PeriodChoice(int(value))
+    return PeriodChoice(default, asked=value)
+
+
 def parse_period(value: str | int | None, allowed: tuple[int | None, ...]) -> int | None:
     """A period from a query string; anything unknown means "all"."""
     if value is None or value in ("", "all"):

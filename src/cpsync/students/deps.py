@@ -8,7 +8,7 @@ from fastapi import Depends, Path, Request
 
 from cpsync.accounts.models import User
 from cpsync.students.runtime import StudentsRuntime
-from cpsync.students.service import StudentService, coach_scope
+from cpsync.students.service import StudentNotFoundError, StudentService, coach_scope
 from cpsync.web.deps import ContextDep, CurrentUser, SessionDep
 
 
@@ -40,5 +40,17 @@ def get_student_service(session: SessionDep, runtime: RuntimeDep) -> StudentServ
 
 StudentServiceDep = Annotated[StudentService, Depends(get_student_service)]
 
-# Ids are database integers: anything outside is simply not found (422), never a crash.
-StudentId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+MAX_ID = 2_147_483_647
+
+
+def student_id_in_path(
+    student_id: Annotated[str, Path(description="The student's id", examples=["42"])],
+) -> int:
+    """Ids are database integers: `/students/abc` or an out-of-range id is simply not
+    found (404), like an id nobody has, never a validation error."""
+    if not (student_id.isascii() and student_id.isdigit()) or not 1 <= int(student_id) <= MAX_ID:
+        raise StudentNotFoundError
+    return int(student_id)
+
+
+StudentId = Annotated[int, Depends(student_id_in_path)]

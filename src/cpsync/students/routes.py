@@ -18,7 +18,7 @@ from cpsync.settings import Settings
 from cpsync.students import api_routes
 from cpsync.students.config import StudentsConfig
 from cpsync.students.csv_io import decode_upload, export_csv
-from cpsync.students.dashboard_service import DashboardService, parse_period, student_zone
+from cpsync.students.dashboard_service import DashboardService, choose_period, student_zone
 from cpsync.students.deps import CoachUser, RuntimeDep, StudentId, StudentServiceDep
 from cpsync.students.import_service import (
     CsvImporter,
@@ -45,7 +45,14 @@ from cpsync.students.schemas import StudentInput, field_errors
 from cpsync.students.service import StudentFormError, coach_scope, visible_student
 from cpsync.students.settings_service import SettingsInput, load_settings, save_settings
 from cpsync.students.stats import CONTEST_PERIODS, PROBLEM_PERIODS
-from cpsync.students.views import Pager, heat_cells, profile_url, rank_class
+from cpsync.students.views import (
+    Pager,
+    heat_cells,
+    period_notice,
+    profile_url,
+    rank_class,
+    return_path,
+)
 from cpsync.web.deps import CsrfProtected, ReadSessionDep, SessionDep
 from cpsync.web.templating import render
 
@@ -251,7 +258,7 @@ async def toggle_reminders(
     if request.headers.get("hx-request"):
         await session.commit()
         return render(request, "students/_reminder_toggle.html", _page({"student": student}))
-    return _back(request.headers.get("referer") or "/students")
+    return _back(return_path(request.headers.get("referer"), request.url.netloc))
 
 
 # ---------------------------------------------------------------- sync
@@ -467,12 +474,13 @@ async def student_profile(
     coach: CoachUser,
     session: ReadSessionDep,
     runtime: RuntimeDep,
-    contests: str = "90",
-    problems: str = "30",
+    contests: str | None = None,
+    problems: str | None = None,
 ) -> Response:
     student = await visible_student(session, coach, student_id)
-    contest_days = parse_period(contests, CONTEST_PERIODS)
-    problem_days = parse_period(problems, PROBLEM_PERIODS)
+    contest_choice = choose_period(contests, CONTEST_PERIODS, default=90)
+    problem_choice = choose_period(problems, PROBLEM_PERIODS, default=30)
+    contest_days, problem_days = contest_choice.days, problem_choice.days
     dashboard = DashboardService(session, runtime.cache, runtime.clock)
     history = await dashboard.contests(student, contest_days)
     figures = await dashboard.problems(student, problem_days)
@@ -488,6 +496,14 @@ async def student_profile(
             "problem_periods": PROBLEM_PERIODS,
             "heat_cells": heat_cells(figures["heatmap"], today, problem_days),
             "flash": request.query_params.get("flash"),
+            "filter_notices": [
+                notice
+                for notice in (
+                    period_notice("the contest history", contest_choice, CONTEST_PERIODS),
+                    period_notice("problem solving", problem_choice, PROBLEM_PERIODS),
+                )
+                if notice
+            ],
         }
     )
     return render(request, "students/profile.html", context)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import urlsplit
+
+from cpsync.students.dashboard_service import PeriodChoice
 
 # Codeforces' own rank colours, as CSS classes (no inline styles under our CSP).
 RANK_CLASSES = {
@@ -28,6 +31,34 @@ def rank_class(rank: str | None) -> str:
 
 def profile_url(handle: str) -> str:
     return f"https://codeforces.com/profile/{handle}"
+
+
+def period_notice(what: str, choice: PeriodChoice, offered: tuple[int | None, ...]) -> str | None:
+    """Say so when a filter in the address is not one we offer, rather than quietly
+    showing another period (an edited or stale link)."""
+    if choice.asked is None:
+        return None
+    options = ", ".join(f"{days}" for days in offered if days is not None)
+    shown = f"the last {choice.days} days" if choice.days else "all time"
+    return (
+        f"“{choice.asked[:20]}” is not a period for {what} (choose {options} days or All); "
+        f"showing {shown}."
+    )
+
+
+def return_path(referer: str | None, own_host: str, fallback: str = "/students") -> str:
+    """The page to go back to after a plain form post: the referring page when it is
+    one of ours (same host, or a bare path), else `fallback`, so a crafted Referer
+    cannot make us redirect anywhere else (`//evil.example`, `/\\evil.example`)."""
+    parts = urlsplit(referer or "")
+    foreign = (parts.scheme or parts.netloc) and (
+        parts.scheme not in ("http", "https") or parts.netloc != own_host
+    )
+    path = parts.path
+    if foreign or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return fallback
+    target = f"{path}?{parts.query}" if parts.query else path
+    return target if target.isprintable() else fallback
 
 
 @dataclass(frozen=True, slots=True)

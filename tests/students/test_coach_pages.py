@@ -1,5 +1,6 @@
-"""The coach's sync schedule through the settings page, and the embedded scheduler's loop
-when one coach's stored schedule is broken."""
+"""A coach's own pages over ASGI: the sync schedule on the settings page (and the
+embedded scheduler's loop when one coach's stored schedule is broken), the profile's
+filters, the reminders toggle's redirect and ids in paths."""
 
 from __future__ import annotations
 
@@ -210,3 +211,68 @@ async def test_the_embedded_loop_skips_a_stored_cron_that_never_runs(
         await sign_in(http, "broken@example.com")
         page = await http.get("/students/settings")
         assert "This schedule never runs: February has no 30th." in page.text
+
+
+# ---------------------------------------------------------------- profile, toggle, ids
+
+
+async def first_student_id(http: WebClient) -> int:
+    return int((await http.get("/api/v1/students")).json()["students"][0]["id"])
+
+
+async def test_an_unknown_profile_filter_is_named_and_the_default_shown(app: FastAPI) -> None:
+    async with signed_in(app, "coach@example.com") as http:
+        await add_student(http, "tourist")
+        student_id = await first_student_id(http)
+        page = await http.get(f"/students/{student_id}?contests=5&problems=abc")
+        assert page.status_code == 200
+        assert (
+            "“5” is not a period for the contest history (choose 30, 90, 365 days or All); "
+            "showing the last 90 days." in page.text
+        )
+        assert "“abc” is not a period for problem solving" in page.text
+        assert "showing the last 30 days." in page.text
+        chosen = f'href="/students/{student_id}?contests=90&amp;problems=30" aria-current="true"'
+        assert chosen in page.text
+        plain = await http.get(f"/students/{student_id}?contests=all&problems=7")
+        assert "is not a period" not in plain.text
+
+
+@pytest.mark.parametrize("path", ["abc", "0", "-3", "99999999999", "\uff11\uff12"])
+async def test_a_student_path_that_is_no_id_is_not_found(app: FastAPI, path: str) -> None:
+    async with signed_in(app, "coach@example.com") as http:
+        page = await http.get(f"/students/{path}")
+        assert page.status_code == 404
+        assert "No such student." in page.text
+        assert (await http.get(f"/students/{path}/edit")).status_code == 404
+        assert (await http.get(f"/api/v1/students/{path}")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("referer", "location"),
+    [
+        ("http://testserver/students?page=2&sort=rating", "/students?page=2&sort=rating"),
+        ("/students/{id}?contests=all", "/students/{id}?contests=all"),
+        ("https://evil.example/phish", "/students"),
+        ("//evil.example/phish", "/students"),
+        ("/\\evil.example/phish", "/students"),
+        ("http://testserver.evil.example/students", "/students"),
+        ("javascript:alert(1)", "/students"),
+        (None, "/students"),
+    ],
+)
+async def test_the_plain_reminders_toggle_returns_only_to_our_own_pages(
+    app: FastAPI, referer: str | None, location: str
+) -> None:
+    async with signed_in(app, "coach@example.com") as http:
+        await add_student(http, "tourist")
+        student_id = await first_student_id(http)
+        csrf = csrf_of(await http.get("/students"))
+        headers = {"referer": referer.format(id=student_id)} if referer else {}
+        answer = await http.post(
+            f"/students/{student_id}/reminders",
+            data={"csrf_token": csrf, "enabled": "off"},
+            headers=headers,
+        )
+        assert answer.status_code == 303
+        assert answer.headers["location"] == location.format(id=student_id)
