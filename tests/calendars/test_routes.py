@@ -14,13 +14,16 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
+from cpsync.calendars.models import CalendarLink, SyncRunRow
 from cpsync.calendars.web import install_calendars
 from cpsync.contests.merge import ChangeKind
 from cpsync.contests.service import RefreshReport
 from cpsync.settings import Settings
 from cpsync.web.app import create_app
 from tests.calendars.service_support import NOW, add_contests
+from tests.net import free_port
 from tests.web.conftest import WebClient, cheap_argon2, create_user, csrf_of, make_client, sign_in
 
 __all__ = ["cheap_argon2"]  # the fixture, applied to these tests too
@@ -150,3 +153,92 @@ async def test_a_manual_refresh_fans_out_to_the_concerned_users(
     unrelated = [RefreshReport("codeforces", changes=[("nope", ChangeKind.ADDED)])]
     assert len(await hook(moved)) == 1
     assert await hook(unrelated) == []
+
+
+async def _pool_service(app: FastAPI) -> Any:
+    assert app.state.calendars.pool is not None
+    return (await app.state.calendars.pool.get()).calendars
+
+
+async def _sync_now(http: WebClient) -> dict[str, str]:
+    token = csrf_of(await http.get("/calendar/sync"))
+    answer = await http.post("/api/v1/sync", headers={"X-CSRF-Token": token})
+    assert answer.status_code == 202
+    return dict(answer.json())
+
+
+class CrashingHttp:
+    """A bug deep inside a sync: the transport raises what no calendar code expects."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def send(self, method: str, url: str, **kwargs: Any) -> Any:
+        if method == "REPORT":
+            raise KeyError("a bug")
+        return await self.inner.send(method, url, **kwargs)
+
+
+async def test_an_unexpected_error_ends_the_run_and_the_job_as_failed(
+    app: FastAPI, client: WebClient, radicale_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _connect(client, radicale_url)
+    await _wait_json(client, "/api/v1/calendars", "last_status", "succeeded")
+    service = await _pool_service(app)
+    service._http = CrashingHttp(service._http)
+
+    job = await _sync_now(client)
+    done = await _wait_json(client, job["status_url"], "state", "failed")
+
+    assert "unexpected error" in done["summary"]
+    crashed = [r for r in caplog.records if "calendars.sync.crashed" in r.getMessage()]
+    assert crashed
+    assert crashed[0].exc_info is not None  # the traceback is in the log
+    async with app.state.cpsync.db.session() as session:
+        statuses = (await session.scalars(select(SyncRunRow.status))).all()
+    assert "running" not in statuses
+    page = await client.get("/calendar/sync")
+    assert "unexpected error" in page.text
+
+    service._http = service._http.inner  # fixed: the next sync works again
+    again = await _sync_now(client)
+    await _wait_json(client, again["status_url"], "state", "succeeded")
+
+
+async def test_a_calendar_server_down_makes_one_failed_run_with_its_attempts(
+    app: FastAPI, client: WebClient, radicale_url: str
+) -> None:
+    await _connect(client, radicale_url)
+    await _wait_json(client, "/api/v1/calendars", "last_status", "succeeded")
+    for _ in range(2):
+        await _wait_json(client, (await _sync_now(client))["status_url"], "state", "succeeded")
+    service = await _pool_service(app)
+    delays: list[float] = []
+
+    async def no_wait(seconds: float) -> None:  # the retries fire at once, delays recorded
+        delays.append(seconds)
+
+    service._sleep = no_wait
+    async with app.state.cpsync.db.session() as session, session.begin():
+        link = (await session.scalars(select(CalendarLink))).one()
+        link.target = f"http://127.0.0.1:{free_port()}/ann/contests/"  # the server went down
+
+    job = await _sync_now(client)
+    done = await _wait_json(client, job["status_url"], "state", "failed")
+    await app.state.calendars.broker.broker.wait_all()  # nothing left for the queue to retry
+
+    assert "cannot reach" in done["summary"]
+    async with app.state.cpsync.db.session() as session:
+        runs = (await session.scalars(select(SyncRunRow).order_by(SyncRunRow.id))).all()
+    assert [(r.status, r.attempts) for r in runs] == [
+        ("succeeded", 1),
+        ("succeeded", 1),
+        ("succeeded", 1),
+        ("failed", 6),  # 1 + CPSYNC_QUEUE_MAX_RETRIES
+    ]
+    assert len(delays) == 5
+    assert delays == sorted(delays)  # backing off
+    assert delays[0] >= 5  # CPSYNC_QUEUE_RETRY_DELAY_SECONDS
+    page = await client.get("/calendar/sync")
+    assert "6 attempts" in page.text
+    assert page.text.count("succeeded") >= 3  # older runs still in the history

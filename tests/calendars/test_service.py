@@ -21,8 +21,13 @@ from sqlalchemy import select
 from cpsync.accounts.models import User
 from cpsync.cache import MemoryCache
 from cpsync.calendars.caldav import CalDavConfig, CalDavSink
-from cpsync.calendars.errors import RetriableCalendarError
-from cpsync.calendars.models import LinkState, Notification, RequestState, RunStatus
+from cpsync.calendars.models import (
+    LinkState,
+    Notification,
+    RequestState,
+    RunStatus,
+    SyncRunRow,
+)
 from cpsync.calendars.plan import event_id
 from cpsync.calendars.service import CalendarOptions, CalendarService, SyncRequestNotFoundError
 from cpsync.contests.models import ContestStatus
@@ -296,17 +301,30 @@ async def test_rate_limited_calls_back_off_and_succeed(google_linked: Linked) ->
     assert (await runs_of(google_linked.db, google_linked.link_id))[-1].status == "succeeded"
 
 
-async def test_unavailable_calendar_fails_the_run_for_the_queue_to_retry(
-    google_linked: Linked,
-) -> None:
+async def test_unavailable_calendar_is_retried_within_one_run(google_linked: Linked) -> None:
+    await google_linked.sync()
     assert google_linked.google is not None
     google_linked.google.fake.inject(503, "backendError", op="list", times=100)
 
-    with pytest.raises(RetriableCalendarError):
-        await google_linked.sync(check_remote=True)
+    await google_linked.sync(check_remote=True)  # no error: the queue must not retry it
 
-    runs = await runs_of(google_linked.db, google_linked.link_id)
-    assert runs[-1].status == RunStatus.FAILED
+    first, last = await runs_of(google_linked.db, google_linked.link_id)
+    assert first.status == RunStatus.SUCCEEDED
+    assert (last.status, last.attempts) == (RunStatus.FAILED, 6)  # 1 + sync_retries
+    assert "503" in last.error
+    assert last.finished_at is not None
+
+
+async def test_a_calendar_back_before_the_last_attempt_succeeds_in_the_same_run(
+    google_linked: Linked,
+) -> None:
+    assert google_linked.google is not None
+    google_linked.google.fake.inject(503, "backendError", op="list", times=2)
+
+    await google_linked.sync(check_remote=True)
+
+    (run,) = await runs_of(google_linked.db, google_linked.link_id)
+    assert (run.status, run.attempts, run.inserted) == (RunStatus.SUCCEEDED, 3, 5)
 
 
 async def test_ended_contests_stay_in_the_calendar(google_linked: Linked) -> None:
@@ -373,3 +391,19 @@ async def test_concurrent_requests_coalesce_into_at_most_two_runs(google_linked:
     spans.sort()
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
     assert set(await google_linked.shown()) == WANTED
+
+
+async def test_a_run_left_running_by_a_killed_worker_is_closed_by_the_next(
+    google_linked: Linked,
+) -> None:
+    async with google_linked.db.session() as session, session.begin():
+        session.add(
+            SyncRunRow(link_id=google_linked.link_id, started_at=FIRST_START, status="running")
+        )
+
+    await google_linked.sync()
+
+    abandoned, run = await runs_of(google_linked.db, google_linked.link_id)
+    assert (abandoned.status, run.status) == (RunStatus.FAILED, RunStatus.SUCCEEDED)
+    assert "interrupted" in abandoned.error
+    assert abandoned.finished_at is not None

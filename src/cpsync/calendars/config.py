@@ -30,4 +30,6 @@ def calendar_options(settings: Settings) -> CalendarOptions:
         lock_ttl_seconds=settings.calendar_lock_ttl_seconds,
         caldav_backoff_seconds=settings.http_backoff_seconds,
         lock_prefix=settings.queue_name,
+        sync_retries=settings.queue_max_retries,
+        retry_delay_seconds=settings.queue_retry_delay_seconds,
     )

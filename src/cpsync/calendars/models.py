@@ -100,6 +100,8 @@ class SyncRunRow(Base):
     deleted: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str] = mapped_column(Text, default="")
+    # Tries of this run: an unavailable calendar is retried with backoff inside the run.
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class SyncRequest(Base):

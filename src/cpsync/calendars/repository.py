@@ -16,10 +16,11 @@ from cpsync.calendars.models import (
     LinkState,
     PushedEventRow,
     RequestState,
+    RunStatus,
     SyncRequest,
     SyncRunRow,
 )
-from cpsync.calendars.plan import EventKey, PushedEvent, PushState
+from cpsync.calendars.plan import EventKey, PushedEvent, PushState, RunSummary
 from cpsync.contests.models import Contest
 
 # SQLite caps bound parameters per statement; keep `IN` lists under it.
@@ -128,6 +129,36 @@ class CalendarRepository:
             .limit(limit)
         )
         return list((await self._session.scalars(query)).all())
+
+    async def finish_run(
+        self, run_id: int, now: datetime, status: RunStatus, summary: RunSummary, error: str
+    ) -> None:
+        await self._session.execute(
+            update(SyncRunRow)
+            .where(SyncRunRow.id == run_id)
+            .values(
+                finished_at=now,
+                status=status,
+                inserted=summary.inserted,
+                updated=summary.updated,
+                deleted=summary.deleted,
+                failed=summary.failed,
+                error=error[:4000],
+            )
+        )
+
+    async def count_attempt(self, run_id: int, attempts: int, error: str) -> None:
+        """The run is trying again; `error` says why the last attempt failed."""
+        await self._session.execute(
+            update(SyncRunRow).where(SyncRunRow.id == run_id).values(attempts=attempts, error=error)
+        )
+
+    async def close_abandoned_runs(self, link_id: int, now: datetime, reason: str) -> None:
+        await self._session.execute(
+            update(SyncRunRow)
+            .where(SyncRunRow.link_id == link_id, SyncRunRow.status == RunStatus.RUNNING)
+            .values(status=RunStatus.FAILED, finished_at=now, error=reason)
+        )
 
     async def request(self, request_id: str) -> SyncRequest | None:
         return await self._session.get(SyncRequest, request_id)

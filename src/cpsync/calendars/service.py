@@ -5,13 +5,21 @@
 runs `sync_calendar` per active link, and stores the records, cursor and run result.
 Sessions are committed here only at the edges of a run (load, then store per link);
 the caller enqueues follow-up work after those commits.
+
+Every run ends in a final state with its reason: one history row per link and run,
+opened "running" and closed whatever happens (an unavailable calendar is retried with
+backoff on that same row, counting attempts; an unexpected error is logged with its
+traceback and closes the run as failed with a fixed message), and every claimed
+"sync now" request is finished.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import random
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +69,8 @@ _ACCESS_PURPOSE = "calendar_links.access_token"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CREDENTIALS_REFUSED = "The calendar server refused that username or app password."
 _NOT_CONNECTED = "Could not connect to that calendar. Check the address and try again."
+_UNEXPECTED = "The sync stopped on an unexpected error; it was logged for the operator."
+_INTERRUPTED = "The sync was interrupted before it finished; it runs again on the next sync."
 
 
 class CalendarLinkError(CpsyncError):
@@ -82,6 +92,10 @@ class CalendarOptions:
     wait_poll_seconds: float = 0.5
     # Deployments sharing one Redis keep their user locks apart (the queue name).
     lock_prefix: str = "cpsync"
+    # An unavailable calendar: retries within the run, `retry_delay_seconds` x attempt apart.
+    sync_retries: int = 5
+    retry_delay_seconds: float = 5.0
+    max_retry_delay_seconds: float = 300.0
 
 
 class Notifier:
@@ -117,7 +131,6 @@ class LinkResult:
 class UserRunResult:
     user_id: int
     links: list[LinkResult] = field(default_factory=list)
-    retriable: list[RetriableCalendarError] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -299,18 +312,18 @@ class CalendarService:
         A request arriving while a run goes is folded into at most one more run. If the
         holder died (kill -9) its lock expires after the TTL; this call then waits for
         that and runs itself, so a redelivered task never leaves a request unserved.
+        An unavailable calendar is retried inside the run (see `_sync_attempts`), so the
+        task does not fail for it: a queue retry would add a run per attempt.
         """
-        results: list[UserRunResult] = []
 
         async def work() -> None:
-            results.append(await self._run(user_id, check_remote))
+            await self._run(user_id, check_remote)
 
         name = self.lock_name(user_id)
         ttl = self._options.lock_ttl_seconds
         runs = await run_coalesced(self._locks, self._flags, name, work, ttl)
         if runs == 0:
             runs = await self._wait_for_holder(name, work)
-        _raise_retriable(results)
         return runs
 
     async def _wait_for_holder(self, name: str, work: Callable[[], Awaitable[None]]) -> int:
@@ -363,15 +376,22 @@ class CalendarService:
             contests = await repository.contests_not_ended(self._clock())
             desired = _desired_for(contests, await repository.preferences(user_id))
         result = UserRunResult(user_id)
-        for link in links:
-            result.links.append(
-                await self._sync_link(link, contests, desired, check_remote, result)
-            )
-        state = RequestState.SUCCEEDED if result.ok else RequestState.FAILED
-        async with self._db.session() as session, session.begin():
-            await CalendarRepository(session).finish_requests(
-                request_ids, state, result.describe(), self._clock()
-            )
+        finished = False
+        try:
+            for link in links:
+                result.links.append(await self._sync_link(link, contests, desired, check_remote))
+            finished = True
+        finally:
+            # Every claimed request ends, even when the run was cancelled or crashed.
+            ok = finished and result.ok
+            summary = result.describe() if finished else _INTERRUPTED
+            async with self._db.session() as session, session.begin():
+                await CalendarRepository(session).finish_requests(
+                    request_ids,
+                    RequestState.SUCCEEDED if ok else RequestState.FAILED,
+                    summary,
+                    self._clock(),
+                )
         return result
 
     async def _sync_link(
@@ -380,30 +400,83 @@ class CalendarService:
         contests: Sequence[ContestView],
         desired: Sequence[DesiredEvent],
         check_remote: bool,
-        result: UserRunResult,
     ) -> LinkResult:
-        started = self._clock()
+        """One run of one link, recorded as one row whatever happens inside it."""
+        run_id = await self._open_run(link.id)
+        try:
+            return await self._sync_attempts(link, contests, desired, check_remote, run_id)
+        except asyncio.CancelledError:
+            # The worker is stopping; a redelivered task will run the sync again.
+            await self._fail_run(link.id, run_id, _INTERRUPTED)
+            raise
+        except Exception:
+            log.exception("calendars.sync.crashed link=%s run=%s", link.id, run_id)
+            await self._fail_run(link.id, run_id, _UNEXPECTED)
+            return LinkResult(link.id, RunStatus.FAILED, RunSummary(), _UNEXPECTED)
+
+    async def _sync_attempts(
+        self,
+        link: CalendarLink,
+        contests: Sequence[ContestView],
+        desired: Sequence[DesiredEvent],
+        check_remote: bool,
+        run_id: int,
+    ) -> LinkResult:
+        """Retry an unavailable calendar with backoff, counting attempts on the run's row
+        (not one row per attempt: the history keeps older runs)."""
         live = {contest.event_key for contest in contests}
         async with self._db.session() as session:
             # Events of contests that ended stay in the calendar: the plan never sees them.
             pushed = [
                 r for r in await CalendarRepository(session).pushed(link.id) if r.event_key in live
             ]
-        try:
-            sink, auth = await self._sink(link)
-            run = await sync_calendar(sink, desired, pushed, link.cursor, check_remote=check_remote)
-        except ReconnectRequiredError as exc:
-            await self._needs_reconnect(link.id, str(exc), started)
-            return LinkResult(link.id, RunStatus.FAILED, RunSummary(), str(exc))
-        except CalendarError as exc:
-            if isinstance(exc, RetriableCalendarError):
-                result.retriable.append(exc)
-            await self._store_failure(link.id, str(exc), started)
-            return LinkResult(link.id, RunStatus.FAILED, RunSummary(), str(exc))
-        return await self._store_run(link.id, run, auth, started)
+        for attempt in itertools.count(1):
+            try:
+                sink, auth = await self._sink(link)
+                run = await sync_calendar(
+                    sink, desired, pushed, link.cursor, check_remote=check_remote
+                )
+            except ReconnectRequiredError as exc:
+                await self._needs_reconnect(link.id, run_id, str(exc))
+                return LinkResult(link.id, RunStatus.FAILED, RunSummary(), str(exc))
+            except RetriableCalendarError as exc:
+                if attempt > self._options.sync_retries:
+                    await self._fail_run(link.id, run_id, str(exc))
+                    return LinkResult(link.id, RunStatus.FAILED, RunSummary(), str(exc))
+                await self._note_retry(run_id, attempt + 1, str(exc))
+                await self._sleep(self._retry_delay(attempt, exc.retry_after))
+                continue
+            except CalendarError as exc:
+                await self._fail_run(link.id, run_id, str(exc))
+                return LinkResult(link.id, RunStatus.FAILED, RunSummary(), str(exc))
+            return await self._store_run(link.id, run_id, run, auth)
+        raise AssertionError("unreachable: the loop returns")
+
+    def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
+        """Like the queue's retries: growing with the attempt, jittered, capped; at least
+        what the server asked for."""
+        options = self._options
+        delay = options.retry_delay_seconds * attempt + random.random()  # jitter, not crypto
+        return min(max(delay, retry_after or 0.0), options.max_retry_delay_seconds)
+
+    async def _open_run(self, link_id: int) -> int:
+        """A "running" row, so the history shows a sync in progress. Rows a killed worker
+        left running are closed first: the user's lock says no other run is going."""
+        now = self._clock()
+        async with self._db.session() as session, session.begin():
+            repository = CalendarRepository(session)
+            await repository.close_abandoned_runs(link_id, now, _INTERRUPTED)
+            row = _run_row(link_id, now, None, RunStatus.RUNNING, RunSummary(), "")
+            repository.add(row)
+            await repository.flush()
+            return row.id
+
+    async def _note_retry(self, run_id: int, attempts: int, error: str) -> None:
+        async with self._db.session() as session, session.begin():
+            await CalendarRepository(session).count_attempt(run_id, attempts, error[:4000])
 
     async def _store_run(
-        self, link_id: int, run: SyncRun, auth: GoogleAuth | None, started: datetime
+        self, link_id: int, run_id: int, run: SyncRun, auth: GoogleAuth | None
     ) -> LinkResult:
         # A run in which any call failed is a failed run (the original reported success).
         status = RunStatus.FAILED if run.summary.failed else RunStatus.SUCCEEDED
@@ -418,30 +491,29 @@ class CalendarService:
             link.cursor, link.last_run_at, link.last_status = run.cursor, now, status
             if auth is not None:
                 self._keep_token(link, auth)
-            repository.add(_run_row(link_id, started, now, status, run.summary, error))
+            await repository.finish_run(run_id, now, status, run.summary, error)
         return LinkResult(link_id, status, run.summary, error)
 
-    async def _store_failure(self, link_id: int, error: str, started: datetime) -> None:
+    async def _fail_run(self, link_id: int, run_id: int, error: str) -> None:
         now = self._clock()
         async with self._db.session() as session, session.begin():
             repository = CalendarRepository(session)
+            await repository.finish_run(run_id, now, RunStatus.FAILED, RunSummary(), error)
             link = await repository.link(link_id)
-            if link is None:
-                return
-            link.last_run_at, link.last_status = now, RunStatus.FAILED
-            repository.add(_run_row(link_id, started, now, RunStatus.FAILED, RunSummary(), error))
+            if link is not None:
+                link.last_run_at, link.last_status = now, RunStatus.FAILED
 
-    async def _needs_reconnect(self, link_id: int, reason: str, started: datetime) -> None:
+    async def _needs_reconnect(self, link_id: int, run_id: int, reason: str) -> None:
         """Stop syncing the link and tell the user once. Never deletes anything."""
         now = self._clock()
         async with self._db.session() as session, session.begin():
             repository = CalendarRepository(session)
+            await repository.finish_run(run_id, now, RunStatus.FAILED, RunSummary(), reason)
             link = await repository.link(link_id)
             if link is None:
                 return
             link.state, link.state_reason, link.updated_at = LinkState.NEEDS_RECONNECT, reason, now
             link.last_run_at, link.last_status = now, RunStatus.FAILED
-            repository.add(_run_row(link_id, started, now, RunStatus.FAILED, RunSummary(), reason))
             if link.reconnect_notified_at is None:
                 link.reconnect_notified_at = now
                 await self._notifier.reconnect_needed(repository, link)
@@ -528,7 +600,7 @@ def _desired_for(
 def _run_row(
     link_id: int,
     started: datetime,
-    finished: datetime,
+    finished: datetime | None,
     status: RunStatus,
     summary: RunSummary,
     error: str,
@@ -544,13 +616,6 @@ def _run_row(
         failed=summary.failed,
         error=error[:4000],
     )
-
-
-def _raise_retriable(results: Sequence[UserRunResult]) -> None:
-    """Upstream was unavailable for a link: fail the task so the queue retries it later."""
-    for result in results:
-        if result.retriable:
-            raise result.retriable[0]
 
 
 async def _connect_call(call: Awaitable[T]) -> T:

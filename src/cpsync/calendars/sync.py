@@ -3,7 +3,7 @@
 The caller (the service, later) loads the desired events and the pushed-event records,
 holds the user's lock, and stores what comes back: the new records, the cursor and the
 run summary. `ReconnectRequiredError` and `RetriableCalendarError` propagate: the first
-marks the link, the second asks the queue to try the whole run again later.
+marks the link, the second has the service try the whole run again after a delay.
 """
 
 from __future__ import annotations
