@@ -13,6 +13,7 @@ from cpsync.http import (
     RetriableUpstreamError,
     parse_retry_after,
 )
+from cpsync.outbound import DestinationRefusedError, GuardedTransport, OutboundGuard, OutboundPolicy
 from cpsync.settings import Settings
 from tests.replay import ReplayServer, Reply, replay_server
 
@@ -155,3 +156,13 @@ async def test_errors_carry_the_answer_body(server: ReplayServer) -> None:
             await http.request("GET", url)
     assert caught.value.body == b'{"status":"FAILED","comment":"handles: bad"}'
     assert caught.value.upstream_status == 400
+
+
+async def test_a_refused_destination_is_not_retried(server: ReplayServer) -> None:
+    url = route(server, Reply(200, b"hello"))
+    sleep = RecordingSleep()
+    transport = GuardedTransport(OutboundGuard(OutboundPolicy()))
+    async with HttpClient(client_settings(), transport=transport, sleep=sleep) as http:
+        with pytest.raises(DestinationRefusedError):
+            await http.request("GET", url)
+    assert (hits(server), sleep.delays) == (0, [])

@@ -5,6 +5,10 @@ a minimum interval between calls to the same host, and retries with exponential
 backoff and jitter on network errors, 429 and 5xx (honouring `Retry-After`). Other
 4xx answers are not retried.
 
+A client that calls URLs users typed (a CalDAV collection) is built with
+`transport=cpsync.outbound.GuardedTransport(...)`: every request and redirect hop then
+passes the outbound rule, and a refusal (`DestinationRefusedError`) comes out unretried.
+
 Errors:
 
     UpstreamError (CpsyncError)

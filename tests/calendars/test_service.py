@@ -407,3 +407,32 @@ async def test_a_run_left_running_by_a_killed_worker_is_closed_by_the_next(
     assert (abandoned.status, run.status) == (RunStatus.FAILED, RunStatus.SUCCEEDED)
     assert "interrupted" in abandoned.error
     assert abandoned.finished_at is not None
+
+
+class DisconnectingHttp:
+    """The user disconnects their second calendar while the first one syncs."""
+
+    def __init__(self, linked: Linked, second_link: int) -> None:
+        self.linked, self.second_link, self.inner = linked, second_link, linked.service._http
+
+    async def send(self, method: str, url: str, **kwargs: Any) -> Any:
+        if self.second_link:
+            link, self.second_link = self.second_link, 0
+            await self.linked.service.disconnect(self.linked.user_id, link)
+        return await self.inner.send(method, url, **kwargs)
+
+
+async def test_a_calendar_disconnected_during_a_run_is_skipped(google_linked: Linked) -> None:
+    service = google_linked.service
+    second = await service.connect_google(google_linked.user_id, "refresh-1", dedicated_name="B")
+    service._http = DisconnectingHttp(google_linked, second)
+    request_id = await service.request_sync(google_linked.user_id)
+
+    await google_linked.sync()
+
+    job = await service.request_status(google_linked.user_id, request_id)
+    assert job.state == RequestState.SUCCEEDED
+    assert [run.status for run in await runs_of(google_linked.db, google_linked.link_id)] == [
+        RunStatus.SUCCEEDED
+    ]
+    assert await runs_of(google_linked.db, second) == []

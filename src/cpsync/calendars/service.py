@@ -403,6 +403,8 @@ class CalendarService:
     ) -> LinkResult:
         """One run of one link, recorded as one row whatever happens inside it."""
         run_id = await self._open_run(link.id)
+        if run_id is None:
+            return LinkResult(link.id, RunStatus.SUCCEEDED, RunSummary(), "link removed")
         try:
             return await self._sync_attempts(link, contests, desired, check_remote, run_id)
         except asyncio.CancelledError:
@@ -459,12 +461,15 @@ class CalendarService:
         delay = options.retry_delay_seconds * attempt + random.random()  # jitter, not crypto
         return min(max(delay, retry_after or 0.0), options.max_retry_delay_seconds)
 
-    async def _open_run(self, link_id: int) -> int:
-        """A "running" row, so the history shows a sync in progress. Rows a killed worker
-        left running are closed first: the user's lock says no other run is going."""
+    async def _open_run(self, link_id: int) -> int | None:
+        """A "running" row, so the history shows a sync in progress (None: the link was
+        just disconnected). Rows a killed worker left running are closed first: the
+        user's lock says no other run is going."""
         now = self._clock()
         async with self._db.session() as session, session.begin():
             repository = CalendarRepository(session)
+            if await repository.link(link_id) is None:
+                return None
             await repository.close_abandoned_runs(link_id, now, _INTERRUPTED)
             row = _run_row(link_id, now, None, RunStatus.RUNNING, RunSummary(), "")
             repository.add(row)
