@@ -210,3 +210,17 @@ def test_scheduler_process_survives_a_stored_cron_that_never_runs(
         process.wait(timeout=10)
         log.close()
         client.close()
+
+
+def test_a_reconcile_cron_that_never_runs_is_refused_at_start(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cpsync.cli import app
+
+    env = {"CPSYNC_RECONCILE_CRON": NEVER, "CPSYNC_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(app, ["scheduler"], env=env)
+    assert result.exit_code == 2  # the CLI's exit code for bad configuration
+    assert (
+        "invalid configuration: CPSYNC_RECONCILE_CRON: '0 3 30 2 *': "
+        "This schedule never runs: February has no 30th." in result.output
+    )

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
@@ -53,6 +54,12 @@ def _main(ctx: typer.Context) -> None:
     if not isinstance(ctx.obj, Runtime):
         try:
             ctx.obj = Runtime()
+        except ValidationError as exc:
+            # Name the setting and say why, not pydantic's "1 validation error for Settings".
+            problem = exc.errors()[0]
+            name = f"CPSYNC_{str(problem['loc'][0]).upper()}" if problem["loc"] else "settings"
+            reason = str(problem["msg"]).removeprefix("Value error, ")
+            _fail(f"invalid configuration: {name}: {reason}")
         except ValueError as exc:
             _fail(f"invalid configuration: {exc}".splitlines()[0])
 

@@ -117,11 +117,13 @@ class Settings(BaseSettings):
     @field_validator("reconcile_cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from croniter import croniter
+        # Imported here: the scheduler module imports the database layer, which imports us.
+        from cpsync.scheduler import CronError, check_cron
 
-        if not croniter.is_valid(value):
-            raise ValueError(f"not a cron expression: {value!r}")
-        return value
+        try:
+            return check_cron(value, datetime.now(UTC))
+        except CronError as error:
+            raise ValueError(f"{value!r}: {error}") from error
 
     @field_validator("outbound_allowed_networks")
     @classmethod
