@@ -181,6 +181,20 @@ async def test_running_out_of_time_reports_the_unchecked_rows(
     assert "0 added" in report
 
 
+async def test_an_import_silent_for_ten_minutes_is_shown_as_stopped(app, throttle, clock) -> None:
+    throttle.hold_at = 1
+    async with coach_client(app, "coach@example.com") as http:
+        answer = await upload(http, "name,handle\nT,tourist\n")
+        await throttle.reached.wait()
+        assert "Importing" in (await http.get(answer.headers["location"])).text
+        clock.advance(timedelta(minutes=11))  # as if its process had died
+        page = await http.get(answer.headers["location"])
+        assert "The import stopped before it finished" in page.text
+        assert "every 1s" not in page.text
+        throttle.release.set()
+        await app.state.students.wait_idle()
+
+
 async def test_the_simulator_fails_a_batch_on_its_first_unknown_handle(sim) -> None:
     status, body = sim.answer("user.info", {"handles": "tourist;nobody_1;Petr;nobody_2"})
     assert (status, body) == (

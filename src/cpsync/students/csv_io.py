@@ -64,15 +64,20 @@ _EDITABLE = {
     "reminders": "reminders_enabled",
 }
 
+
+def column_of(field_name: str) -> str:
+    """The CSV column a StudentPatch field is read from (and shown as)."""
+    return next((c for c, f in _EDITABLE.items() if f == field_name), field_name)
+
+
 # ---------------------------------------------------------------- export
 
 
 def _needs_prefix(text: str) -> bool:
-    # A text that already starts with the apostrophe the import would remove is
-    # prefixed too, so that removing one apostrophe always gives the original back.
-    if text.startswith(_FORMULA_START):
-        return True
-    return text.startswith("'") and _needs_prefix(text[1:])
+    # A text whose apostrophes are followed by a formula start is prefixed too (it
+    # starts with the apostrophe that import removes), so that removing one apostrophe
+    # always gives the original back.
+    return text.lstrip("'").startswith(_FORMULA_START)
 
 
 def escape_cell(value: object) -> str:
@@ -111,6 +116,7 @@ class CsvRow:
 class ParsedFile:
     rows: list[CsvRow]
     errors: list[tuple[int, dict[str, str]]]
+    bad_handles: dict[int, str] = field(default_factory=dict)  # line -> handle cell
 
 
 def decode_upload(raw: bytes) -> str:
@@ -128,22 +134,22 @@ def parse_rows(text: str) -> ParsedFile:
             [], [(1, {"file": "The first line must name the columns, handle among them."})]
         )
     reader.fieldnames = header
-    rows: list[CsvRow] = []
-    errors: list[tuple[int, dict[str, str]]] = []
+    parsed = ParsedFile([], [])
     for position, raw in enumerate(reader):
         line = reader.line_num
         if position >= MAX_ROWS:
-            errors.append((line, {"file": f"Only the first {MAX_ROWS} rows are read."}))
+            parsed.errors.append((line, {"file": f"Only the first {MAX_ROWS} rows are read."}))
             break
         cells = {k: unescape_cell((v or "").strip()) for k, v in raw.items() if k is not None}
         if not any(cells.values()):
             continue
-        parsed = _parse_row(line, cells)
-        if isinstance(parsed, CsvRow):
-            rows.append(parsed)
+        row = _parse_row(line, cells)
+        if isinstance(row, CsvRow):
+            parsed.rows.append(row)
         else:
-            errors.append((line, parsed))
-    return ParsedFile(rows, errors)
+            parsed.errors.append((line, row))
+            parsed.bad_handles[line] = cells.get("handle", "")
+    return parsed
 
 
 def _parse_row(line: int, cells: dict[str, str]) -> CsvRow | dict[str, str]:
@@ -268,7 +274,10 @@ def plan_rows(
     """
     planner = _Planner(existing, canonical, default_zone)
     plans = [planner.plan(row) for row in parsed.rows]
-    plans += [RowPlan(line, "", Outcome.ERROR, errors=errors) for line, errors in parsed.errors]
+    plans += [
+        RowPlan(line, parsed.bad_handles.get(line, ""), Outcome.ERROR, errors=errors)
+        for line, errors in parsed.errors
+    ]
     return sorted(plans, key=lambda plan: plan.line)
 
 
@@ -361,11 +370,3 @@ def _shown(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
-
-
-def report_lines(plans: Sequence[RowPlan]) -> list[str]:
-    return [
-        f"Line {plan.line}: " + "; ".join(f"{k}: {v}" for k, v in plan.errors.items())
-        for plan in plans
-        if plan.outcome is Outcome.ERROR
-    ]

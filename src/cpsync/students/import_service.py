@@ -19,7 +19,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Protocol
 
@@ -35,10 +35,12 @@ from cpsync.students.csv_io import (
     Current,
     Outcome,
     RowPlan,
+    column_of,
     handles_to_check,
     parse_rows,
     plan_rows,
 )
+from cpsync.students.models import Student
 from cpsync.students.service import CodeforcesHandleChecker, StudentService
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,13 @@ JOB_TTL_SECONDS = 86400.0
 # unknown), room for the client's retries after "Call limit exceeded" or a 503.
 BUDGET_SLACK_SECONDS = 60.0
 FAILED_MESSAGE = "The import stopped on an unexpected error; nothing was saved. Try again."
+# A running job saves its progress after every Codeforces call (a few seconds apart,
+# a minute or two at worst with retries); one silent this long died with its process.
+STALLED_AFTER = timedelta(minutes=10)
+STALLED_MESSAGE = (
+    "The import stopped before it finished (the server may have restarted). "
+    "Check the students table, then upload the file again if needed."
+)
 
 
 class HandleLookups(Protocol):
@@ -84,6 +93,7 @@ class ImportJob:
     canonical: dict[str, str | None] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    saved_at: str = ""  # ISO time of the last save
 
     @property
     def running(self) -> bool:
@@ -103,7 +113,7 @@ def row_view(plan: RowPlan) -> dict[str, Any]:
         "line": plan.line,
         "handle": plan.handle,
         "outcome": plan.outcome.value,
-        "changes": [[c.field, c.old, c.new] for c in plan.changes],
+        "changes": [[column_of(c.field), c.old, c.new] for c in plan.changes],
         "errors": dict(plan.errors),
     }
 
@@ -111,8 +121,9 @@ def row_view(plan: RowPlan) -> dict[str, Any]:
 class ImportJobs:
     """Jobs in the cache, each readable only by the coach who started it."""
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: Cache, clock: Clock) -> None:
         self._cache = cache
+        self._clock = clock
 
     async def create(self, coach_id: int, text: str, *, apply: bool) -> ImportJob:
         job = ImportJob(secrets.token_urlsafe(12), coach_id, apply, text)
@@ -125,9 +136,14 @@ class ImportJobs:
             return None
         stored = json.loads(raw)
         job = ImportJob(**stored | {"state": JobState(stored["state"])})
-        return job if job.coach_id == coach_id else None
+        if job.coach_id != coach_id:
+            return None
+        if job.running and self._clock() - datetime.fromisoformat(job.saved_at) > STALLED_AFTER:
+            job.state, job.error = JobState.FAILED, STALLED_MESSAGE
+        return job
 
     async def save(self, job: ImportJob) -> None:
+        job.saved_at = self._clock().isoformat()
         await self._cache.set(_key(job.id), json.dumps(asdict(job)).encode(), JOB_TTL_SECONDS)
 
 
@@ -234,7 +250,7 @@ async def _store(
     service: StudentService,
     coach_id: int,
     plans: Sequence[RowPlan],
-    students: Mapping[int, Any],
+    students: Mapping[int, Student],
 ) -> Stored:
     updated: list[int] = []
     resync: list[int] = []

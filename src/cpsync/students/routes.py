@@ -300,7 +300,7 @@ async def import_upload(
     if len(raw) > MAX_UPLOAD_BYTES:
         context = _page({"job": None, "errors": {"file": "The file is over 1 MB."}})
         return render(request, "students/import.html", context, status_code=413)
-    job = await ImportJobs(runtime.cache).create(
+    job = await ImportJobs(runtime.cache, runtime.clock).create(
         coach.id, decode_upload(raw), apply=mode != "preview"
     )
     _start_import(runtime, job)
@@ -311,7 +311,7 @@ async def import_upload(
 async def import_job(
     request: Request, job_id: ImportJobId, coach: CoachUser, runtime: RuntimeDep
 ) -> Response:
-    job = await ImportJobs(runtime.cache).get(coach.id, job_id)
+    job = await ImportJobs(runtime.cache, runtime.clock).get(coach.id, job_id)
     if job is None:
         raise ImportJobNotFoundError
     partial = request.headers.get("hx-request") and job.running
@@ -321,7 +321,7 @@ async def import_job(
 
 @router.post("/import/{job_id}/apply")
 async def apply_import(job_id: ImportJobId, coach: CoachUser, runtime: RuntimeDep) -> Response:
-    jobs = ImportJobs(runtime.cache)
+    jobs = ImportJobs(runtime.cache, runtime.clock)
     job = await jobs.get(coach.id, job_id)
     if job is None:
         raise ImportJobNotFoundError
@@ -341,7 +341,7 @@ def _start_import(runtime: StudentsRuntime, job: ImportJob) -> None:
     importer = CsvImporter(
         runtime.db,
         runtime.client,
-        ImportJobs(runtime.cache),
+        ImportJobs(runtime.cache, runtime.clock),
         runtime.clock,
         interval_seconds=runtime.config.interval_seconds,
         after_import=after_import,

@@ -148,14 +148,3 @@ class StudentList(BaseModel):
 class SyncStarted(BaseModel):
     status: str
     students: int
-
-
-class ImportRowError(BaseModel):
-    line: int
-    errors: dict[str, str]
-
-
-class ImportReport(BaseModel):
-    added: int
-    updated: int
-    errors: list[ImportRowError]
