@@ -19,11 +19,13 @@ from cpsync.calendars.repository import CalendarRepository
 from cpsync.calendars.service import CalendarLinkError
 from cpsync.calendars.web import CalendarWeb, CalendarWebDep
 from cpsync.web.deps import ContextDep, CsrfProtected, CurrentUser, SessionDep
+from cpsync.web.flash import flash_redirect
 from cpsync.web.templating import render
 
 GOOGLE_SCOPE = "https://www.googleapis.com/auth/calendar.app.created"  # least privilege
 _STATE_TTL_SECONDS = 600
 PAGE = "/calendar/sync"
+SYNC_REQUESTED = "Sync requested: your calendars update in a moment, and the result shows below."
 MAX_ID = 2**31 - 1  # what every database's INTEGER holds
 LinkId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
@@ -63,13 +65,10 @@ async def _links_view(session: Any, user_id: int) -> list[dict[str, Any]]:
 
 
 @page_router.get(PAGE, summary="Calendar sync page")
-async def sync_page(
-    request: Request, session: SessionDep, user: CurrentUser, queued: str = ""
-) -> Response:
+async def sync_page(request: Request, session: SessionDep, user: CurrentUser) -> Response:
     page = {
         "nav": "calendar",
         "links": await _links_view(session, user.id),
-        "queued": queued,
         "errors": {},
         "values": {},
     }
@@ -77,9 +76,11 @@ async def sync_page(
 
 
 @page_router.post(PAGE + "/now", summary="Sync my calendars now")
-async def sync_now(session: SessionDep, web: CalendarWebDep, user: CurrentUser) -> Response:
-    job_id = await _request_sync(session, web, user.id)
-    return RedirectResponse(f"{PAGE}?queued={job_id}", status_code=303)
+async def sync_now(
+    request: Request, session: SessionDep, web: CalendarWebDep, user: CurrentUser
+) -> Response:
+    await _request_sync(session, web, user.id)
+    return flash_redirect(request, PAGE, SYNC_REQUESTED)
 
 
 async def _request_sync(session: AsyncSession, web: CalendarWeb, user_id: int) -> str:
@@ -107,7 +108,6 @@ async def connect_caldav(
         page = {
             "nav": "calendar",
             "links": await _links_view(session, user.id),
-            "queued": "",
             "errors": {"caldav": exc.message},
             "values": {"url": url, "username": username},
         }

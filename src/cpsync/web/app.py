@@ -39,6 +39,7 @@ from cpsync.web import api, feeds, pages
 from cpsync.web.context import AppContext
 from cpsync.web.deps import ContextDep
 from cpsync.web.errors import install_error_handlers
+from cpsync.web.flash import FlashMessages
 from cpsync.web.middleware import (
     ClientIpMiddleware,
     PendingCookiesMiddleware,
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             keyring=keyring,
             policy=policy,
             anon_csrf=AnonymousCsrf(secret_key),
+            flash=FlashMessages(secret_key, secure=policy.secure_cookies),
             templates=create_templates(),
             contests=contests,
             scheduler=scheduler,

@@ -17,6 +17,7 @@ from cpsync.contests.service import ContestService
 from cpsync.db import Database
 from cpsync.http import HttpClient
 from cpsync.settings import Settings
+from cpsync.web.flash import FlashMessages
 from cpsync.web.scheduler import ManualRefresh
 
 
@@ -30,6 +31,7 @@ class AppContext:
     keyring: KeyRing
     policy: SessionPolicy
     anon_csrf: AnonymousCsrf
+    flash: FlashMessages
     templates: Jinja2Templates
     contests: ContestService
     scheduler: ManualRefresh

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
 from cpsync.contests.ics import PLATFORM_LABELS
 
@@ -23,9 +24,19 @@ def iso_utc(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def email_breaks(address: str) -> Markup:
+    """The address escaped, with line-break chances before `@` and before each dot:
+    a narrow column wraps `ada.lovelace` / `@example` / `.org`, not inside a word."""
+    return Markup("<wbr>@").join(
+        Markup("<wbr>.").join(escape(part) for part in side.split("."))
+        for side in address.split("@")
+    )
+
+
 def create_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     templates.env.filters["iso"] = iso_utc
+    templates.env.filters["email_breaks"] = email_breaks
     return templates
 
 
@@ -34,6 +45,9 @@ def render(
 ) -> HTMLResponse:
     app_context = request.app.state.cpsync
     visitor = getattr(request.state, "visitor", None)
+    # Full pages show what a redirect left for them; htmx fragments leave it for the page.
+    full_page = not request.headers.get("hx-request")
+    pending = app_context.flash.pending(request) if full_page else None
     full: dict[str, Any] = {
         "request": request,
         "current_user": visitor.user if visitor is not None else None,
@@ -43,7 +57,11 @@ def render(
         "nav": None,
         **context,
     }
+    if pending and not full.get("flash"):
+        full["flash"] = pending
     response: HTMLResponse = app_context.templates.TemplateResponse(
         request, template_name, full, status_code=status_code
     )
+    if full_page:
+        app_context.flash.clear(request, response)
     return response
