@@ -26,7 +26,7 @@ from cpsync.contests.service import RefreshReport
 from cpsync.errors import CpsyncError
 from cpsync.locks import open_locks
 from cpsync.queue import kick, make_broker
-from cpsync.scheduler import ScheduledJob, Scheduler
+from cpsync.scheduler import ScheduledJob, Scheduler, record_faults
 from cpsync.settings import Settings
 
 
@@ -158,7 +158,7 @@ def _start_scheduler(
 
     async def run() -> None:
         try:
-            await Scheduler(locks, clock, source).run_forever()
+            await Scheduler(locks, clock, source, on_fault=record_faults(context.db)).run_forever()
         finally:
             await locks.close()
 
