@@ -5,8 +5,9 @@
   message left unacknowledged by a dead worker is claimed by another after
   `queue_redeliver_seconds`. A running task keeps its claim alive however long it runs.
 - `amqp://...`: RabbitMQ; unacknowledged messages return to the queue when a worker's
-  connection drops. Delayed retries go through a named delay queue (without one,
-  taskiq-aio-pika silently drops them; see stack.md).
+  connection drops. A message delivered again while it still runs (RabbitMQ's consumer
+  timeout) waits for that run instead of running beside it. Delayed retries go through
+  a named delay queue (without one, taskiq-aio-pika silently drops them; see stack.md).
 
 Tasks are kicked by name (`kick(broker, "calendars.sync_user", 42)`), so a process can
 enqueue onto any broker without importing the task functions bound to another. Every
@@ -16,17 +17,23 @@ task must be idempotent: redelivery after a crash runs it again.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from aiormq.exceptions import AMQPError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from taskiq import AckableMessage, AsyncBroker, InMemoryBroker, SmartRetryMiddleware
 from taskiq.kicker import AsyncKicker
+from taskiq.utils import maybe_awaitable
+from taskiq_aio_pika import AioPikaBroker
 from taskiq_redis import RedisStreamBroker
 
+from cpsync.cache import Cache, open_cache
 from cpsync.errors import CpsyncError
+from cpsync.locks import Locks, new_owner, open_locks
 from cpsync.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +51,7 @@ def make_broker(settings: Settings) -> AsyncBroker:
     elif url.startswith(("redis://", "rediss://")):
         broker = _redis_broker(url, settings)
     elif url.startswith(("amqp://", "amqps://")):
-        broker = _rabbitmq_broker(url, settings.queue_name)
+        broker = _rabbitmq_broker(url, settings)
     else:
         scheme = url.split(":", 1)[0]
         raise BrokerConfigError(
@@ -160,18 +167,131 @@ def _redis_broker(url: str, settings: Settings) -> AsyncBroker:
     )
 
 
-def _rabbitmq_broker(url: str, name: str) -> AsyncBroker:
-    from taskiq_aio_pika import AioPikaBroker
+def _rabbitmq_broker(url: str, settings: Settings) -> AsyncBroker:
     from taskiq_aio_pika.exchange import Exchange
     from taskiq_aio_pika.queue import Queue, QueueType
 
-    return AioPikaBroker(
+    name = settings.queue_name
+    return _LeasedPikaBroker(
         url,
+        leases=_DeliveryLeases(
+            open_locks(settings.cache_url, name),
+            open_cache(settings.cache_url, name),
+            settings.queue_redeliver_seconds,
+        ),
         exchange=Exchange(name=name),
         task_queues=[Queue(name=f"{name}.tasks", type=QueueType.CLASSIC)],
         delay_queue=Queue(name=f"{name}.tasks.delayed", type=QueueType.CLASSIC),
         qos=4,
     )
+
+
+# A message's copy can still be waiting in the queue long after its run finished.
+_FINISHED_SECONDS = 24 * 3600.0
+
+
+class _DeliveryLeases:
+    """At most one run per message, across the workers that share the deployment's Redis.
+
+    A delivery runs under a lease named after the message's bytes, renewed while it
+    runs. A copy of the message delivered meanwhile waits: when the lease is released the
+    run has finished and the copy is dropped; when it expires the worker died and the
+    copy runs. A retry is a new message (its retry count differs), so it is not a copy.
+    """
+
+    def __init__(self, locks: Locks, flags: Cache, ttl_seconds: float) -> None:
+        self._locks = locks
+        self._flags = flags
+        self._ttl = ttl_seconds
+
+    async def admit(self, message: AckableMessage) -> AckableMessage | None:
+        """Wait until `message` may run; None (and acknowledged) if it already ran."""
+        digest = hashlib.sha256(message.data).hexdigest()
+        lease, finished = f"queue:running:{digest}", f"queue:finished:{digest}"
+        owner = new_owner()
+        while not await self._locks.acquire(lease, owner, self._ttl):
+            await asyncio.sleep(self._ttl / 3)  # the run it copies is alive: check again
+        if await self._flags.get(finished) is not None:
+            await self._locks.release(lease, owner)
+            await _ack_if_possible(message)
+            log.info("queue.copy.dropped message=%s", digest)
+            return None
+        renewing = asyncio.create_task(self._renew(lease, owner), name=f"queue.lease:{digest}")
+
+        async def ack() -> None:
+            renewing.cancel()
+            await self._flags.set(finished, b"1", _FINISHED_SECONDS)
+            await self._locks.release(lease, owner)
+            await _ack_if_possible(message)
+
+        return AckableMessage(data=message.data, ack=ack)
+
+    async def _renew(self, lease: str, owner: str) -> None:
+        while True:
+            await asyncio.sleep(self._ttl / 3)
+            if not await self._locks.extend(lease, owner, self._ttl):
+                log.warning("queue.lease.lost lease=%s", lease)  # this worker stalled
+                return
+
+    async def close(self) -> None:
+        await self._locks.close()
+        await self._flags.close()
+
+
+async def _ack_if_possible(message: AckableMessage) -> None:
+    try:
+        await maybe_awaitable(message.ack())
+    except (AMQPError, RuntimeError) as exc:
+        # RabbitMQ closed the channel (consumer timeout): the message went back to the
+        # queue, and its copy will find the run finished.
+        log.warning("queue.ack.failed error=%r", exc)
+
+
+class _LeasedPikaBroker(AioPikaBroker):
+    """RabbitMQ, where a message delivered again while it still runs waits for that run.
+
+    RabbitMQ gives up on a delivery left unacknowledged for `consumer_timeout` (30 min by
+    default, set for the whole server: RabbitMQ 3.10 has no per-queue `x-consumer-timeout`,
+    which came with 3.12) by closing the channel and queueing the message again, so a long
+    task would run a second time beside the first. `_DeliveryLeases` keeps the copy
+    waiting; a dead worker's lease expires after `queue_redeliver_seconds`.
+    """
+
+    def __init__(self, *args: Any, leases: _DeliveryLeases, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._leases = leases
+        self._admissions: set[asyncio.Task[None]] = set()
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        admitted: asyncio.Queue[AckableMessage] = asyncio.Queue()
+        delivering = asyncio.create_task(self._admit_each(admitted))
+        try:
+            while True:
+                taking = asyncio.ensure_future(admitted.get())
+                await asyncio.wait({taking, delivering}, return_when=asyncio.FIRST_COMPLETED)
+                if not taking.done():
+                    taking.cancel()
+                    delivering.result()  # the deliveries ended: raise what ended them
+                    return
+                yield taking.result()
+        finally:
+            delivering.cancel()
+            for admission in list(self._admissions):
+                admission.cancel()
+
+    async def _admit_each(self, admitted: asyncio.Queue[AckableMessage]) -> None:
+        async def admit(message: AckableMessage) -> None:
+            if (runnable := await self._leases.admit(message)) is not None:
+                await admitted.put(runnable)
+
+        async for message in super().listen():
+            admission = asyncio.create_task(admit(message))
+            self._admissions.add(admission)
+            admission.add_done_callback(self._admissions.discard)
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        await self._leases.close()
 
 
 async def kick(broker: AsyncBroker, task_name: str, *args: Any, **kwargs: Any) -> str:
