@@ -439,6 +439,13 @@ async def test_an_old_handle_of_a_tracked_student_is_a_form_error(app, renamed) 
         assert edited.status_code == 422
         assert "already tracked as -Absam-" in edited.text
         assert 'value="Gennady K."' in edited.text
+        api = await http.post(
+            "/api/v1/students",
+            json={"name": "Old", "handle": "OldAbsam"},
+            headers={"X-CSRF-Token": csrf},
+        )
+        assert api.status_code == 422
+        assert "already tracked as -Absam-" in api.json()["detail"][0]["msg"]
         listing = (await http.get("/api/v1/students?sort=name")).json()
         assert [(s["name"], s["handle"]) for s in listing["students"]] == [
             ("Absam", "-Absam-"),
