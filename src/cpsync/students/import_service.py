@@ -21,9 +21,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
-from fastapi import Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cpsync.cache import Cache
@@ -134,8 +133,11 @@ class ImportJobs:
         raw = await self._cache.get(_key(job_id))
         if raw is None:
             return None
-        stored = json.loads(raw)
-        job = ImportJob(**stored | {"state": JobState(stored["state"])})
+        try:
+            stored = json.loads(raw)
+            job = ImportJob(**stored | {"state": JobState(stored["state"])})
+        except (ValueError, TypeError, KeyError):  # written by another version of cpsync
+            return None
         if job.coach_id != coach_id:
             return None
         if job.running and self._clock() - datetime.fromisoformat(job.saved_at) > STALLED_AFTER:
@@ -271,7 +273,3 @@ class ImportJobNotFoundError(CpsyncError):
 
     def __init__(self) -> None:
         super().__init__("No such import: it may have expired (imports are kept for a day).")
-
-
-# Job ids are `secrets.token_urlsafe(12)`: anything else is simply not found.
-ImportJobId = Annotated[str, Path(min_length=8, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
@@ -23,15 +23,14 @@ from cpsync.students.deps import CoachUser, RuntimeDep, StudentId, StudentServic
 from cpsync.students.import_service import (
     CsvImporter,
     ImportJob,
-    ImportJobId,
     ImportJobNotFoundError,
     ImportJobs,
     JobState,
     Stored,
 )
 from cpsync.students.models import Student
-from cpsync.students.runtime import StudentsRuntime
 from cpsync.students.repository import SORTABLE, StudentRepository
+from cpsync.students.runtime import StudentsRuntime
 from cpsync.students.schedule import (
     EVERY_HOURS,
     WEEKDAYS,
@@ -281,6 +280,10 @@ async def sync_all(coach: CoachUser, runtime: RuntimeDep) -> Response:
 
 
 # ---------------------------------------------------------------- CSV upload
+
+
+# Import job ids are `secrets.token_urlsafe(12)`: anything else is simply not found.
+ImportJobId = Annotated[str, Path(min_length=8, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 @router.get("/import")
