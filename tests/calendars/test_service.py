@@ -376,16 +376,29 @@ async def test_concurrent_requests_coalesce_into_at_most_two_runs(google_linked:
     spans: list[tuple[float, float]] = []
     original = service._run
     loop = asyncio.get_running_loop()
+    requests = 50
+    asked = 0
+    all_asked = asyncio.Event()
+    record_request = service._flags.set
+
+    async def counted(key: str, value: bytes, ttl_seconds: float) -> None:
+        nonlocal asked
+        await record_request(key, value, ttl_seconds)
+        if key.startswith("pending:"):  # every sync_user call leaves its request first
+            asked += 1
+            if asked == requests:
+                all_asked.set()
 
     async def timed(user_id: int, check_remote: bool) -> Any:
         began = loop.time()
-        await asyncio.sleep(0.5)  # long enough that all requests pile up behind it
+        await all_asked.wait()  # the first run lasts until every request has arrived
         result = await original(user_id, check_remote)
         spans.append((began, loop.time()))
         return result
 
     service._run = timed  # type: ignore[method-assign]
-    await asyncio.gather(*(google_linked.sync() for _ in range(50)))
+    service._flags.set = counted  # type: ignore[method-assign]
+    await asyncio.gather(*(google_linked.sync() for _ in range(requests)))
 
     assert 1 <= len(spans) <= 2
     spans.sort()
