@@ -244,6 +244,17 @@ def test_a_copy_delivered_while_the_task_runs_waits_and_is_dropped(
     assert lines(started) == ["long"]
 
 
+def test_tasks_still_run_on_rabbitmq_when_the_lease_store_is_down(
+    amqp_url: str, amqp_queue: str, workers: list[Worker], tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    workers.append(Worker(amqp_url, amqp_queue, "redis://127.0.0.1:1/0", log))
+    out = tmp_path / "done"
+    asyncio.run(kick_all(amqp_url, amqp_queue, out, ["one", "two"]))
+    assert wait_for(lambda: sorted(lines(out)) == ["one", "two"], 30)
+    assert "queue.lease.unavailable" in log.read_text()
+
+
 def test_unknown_broker_scheme_is_refused() -> None:
     with pytest.raises(BrokerConfigError, match="kafka://"):
         make_broker(Settings.model_validate({"broker_url": "kafka://x"}))

@@ -220,9 +220,11 @@ class _DeliveryLeases:
 
         async def ack() -> None:
             renewing.cancel()
-            await self._flags.set(finished, b"1", _FINISHED_SECONDS)
-            await self._locks.release(lease, owner)
-            await _ack_if_possible(message)
+            try:
+                await self._flags.set(finished, b"1", _FINISHED_SECONDS)
+                await self._locks.release(lease, owner)
+            finally:
+                await _ack_if_possible(message)
 
         return AckableMessage(data=message.data, ack=ack)
 
@@ -281,7 +283,14 @@ class _LeasedPikaBroker(AioPikaBroker):
 
     async def _admit_each(self, admitted: asyncio.Queue[AckableMessage]) -> None:
         async def admit(message: AckableMessage) -> None:
-            if (runnable := await self._leases.admit(message)) is not None:
+            runnable: AckableMessage | None
+            try:
+                runnable = await self._leases.admit(message)
+            except Exception:
+                # Without the shared lease the task still runs: a copy at worst, never lost.
+                log.exception("queue.lease.unavailable")
+                runnable = message
+            if runnable is not None:
                 await admitted.put(runnable)
 
         async for message in super().listen():
