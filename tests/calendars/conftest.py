@@ -14,6 +14,7 @@ import pytest
 from icalendar import Calendar
 
 from cpsync.calendars.caldav import CalDavConfig, CalDavSink
+from cpsync.calendars.config import calendar_http_client
 from cpsync.calendars.google import GoogleAuth, GoogleCalendarSink, GoogleConfig, GoogleToken
 from cpsync.calendars.plan import DesiredEvent, DesiredStatus, PushedEvent
 from cpsync.calendars.sync import SyncRun, sync_calendar
@@ -99,13 +100,16 @@ class CountingTransport:
 
 @pytest.fixture
 async def http() -> AsyncIterator[HttpClient]:
+    """The guarded calendar client; Radicale and the fake Google listen on 127.0.0.1, so
+    private hosts are allowed explicitly, as a self-hoster with a LAN calendar would."""
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
+        public_url="https://cpsync.example",
+        outbound_allow_private=True,
         http_timeout_seconds=5,
         http_max_retries=0,
-        http_min_interval_seconds=0,
     )
-    async with HttpClient(settings) as client:
+    async with calendar_http_client(settings) as client:
         yield client
 
 

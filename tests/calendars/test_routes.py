@@ -38,6 +38,7 @@ async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
         refresh_interval_minutes=0,
         http_min_interval_seconds=0,
         http_backoff_seconds=0.01,
+        outbound_allow_private=True,  # Radicale on 127.0.0.1 (development allows it too)
     )
     application = create_app(settings, clock=lambda: NOW)
     install_calendars(application, settings, run_scheduler=True)
