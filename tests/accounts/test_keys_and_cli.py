@@ -194,6 +194,8 @@ def test_serve_prints_the_bootstrap_hint(
     [options] = calls
     assert options["port"] == 8123
     assert options["host"] == "127.0.0.1"
-    assert options["h11_max_incomplete_event_size"] == web_settings.max_header_bytes
+    assert options["h11_max_incomplete_event_size"] == (
+        web_settings.max_request_line_bytes + web_settings.max_header_bytes
+    )
     assert options["limit_concurrency"]
     assert options["timeout_keep_alive"]

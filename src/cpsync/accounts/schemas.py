@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cpsync.accounts.models import Role
 from cpsync.accounts.preferences import (
@@ -19,6 +19,7 @@ from cpsync.accounts.preferences import (
     clean_reminders,
 )
 from cpsync.platforms.registry import PLATFORMS
+from cpsync.web.validation import field_errors as field_errors  # every form's messages
 
 # Deliberately loose: one @, something on each side, a dot in the domain, no spaces.
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -191,45 +192,6 @@ class PydanticFieldError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
-
-
-_FRIENDLY = {
-    "missing": "This field is required.",
-    "float_parsing": "Enter a number.",
-    "float_type": "Enter a number.",
-    "int_parsing": "Enter a whole number.",
-    "int_type": "Enter a whole number.",
-    "int_from_float": "Enter a whole number.",
-    "too_short": "Choose at least one.",
-    "string_too_short": "This field is required.",
-    "string_too_long": "This is too long.",
-    "greater_than": "Enter a number above {gt}.",
-    "less_than_equal": "Enter a number up to {le}.",
-    "greater_than_equal": "Enter a number of at least {ge}.",
-    "enum": "Choose one of the listed options.",
-    "literal_error": "Choose from the list.",
-    "list_type": "Choose from the list.",
-    "finite_number": "Enter a number.",
-}
-
-
-def field_errors(error: ValidationError) -> dict[str, str]:
-    """One human message per form field, from a pydantic ValidationError."""
-    errors: dict[str, str] = {}
-    for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else ""
-        context: dict[str, Any] = item.get("ctx") or {}
-        raised = context.get("error")
-        if isinstance(raised, PydanticFieldError):
-            field = raised.field
-        if item["type"] == "too_long":
-            message = f"Choose at most {context.get('max_length', '')}."
-        elif item["type"] == "value_error":
-            message = str(raised) if raised is not None else item["msg"]
-        else:
-            message = _FRIENDLY.get(item["type"], item["msg"]).format(**context)
-        errors.setdefault(field or "form", message)
-    return errors
 
 
 class PreferencesOut(BaseModel):

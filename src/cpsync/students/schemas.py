@@ -6,9 +6,10 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cpsync.students.models import Student
+from cpsync.web.validation import field_errors as field_errors  # forms and CSV rows
 
 # Codeforces handles: 3 to 24 letters, digits, underscore, dot or hyphen.
 HANDLE = re.compile(r"^[A-Za-z0-9_.\-]{3,24}$")
@@ -83,15 +84,6 @@ class StudentPatch(BaseModel):
     _email = field_validator("email")(_checked_email)
     _phone = field_validator("phone")(_checked_phone)
     _zone = field_validator("timezone")(_checked_zone)
-
-
-def field_errors(error: ValidationError) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    for item in error.errors():
-        name = str(item["loc"][0]) if item["loc"] else "form"
-        message = str(item["msg"]).removeprefix("Value error, ")
-        errors.setdefault(name, message)
-    return errors
 
 
 class StudentOut(BaseModel):

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from cpsync.accounts.service import NotSignedInError
 from cpsync.errors import CpsyncError
 from cpsync.web.templating import render
+from cpsync.web.validation import messages_by_field
 
 log = logging.getLogger(__name__)
 JSON_PREFIXES = ("/api/", "/feeds/", "/healthz", "/readyz", "/openapi.json", "/contests/")
@@ -84,7 +85,8 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
             for error in exc.errors()
         ]
         return JSONResponse({"detail": errors}, status_code=422)
-    return error_response(request, 422, "Some of the input was not valid.")
+    problems = " ".join(messages_by_field(exc.errors()).values())
+    return error_response(request, 422, f"Please check what you sent. {problems}".strip())
 
 
 def install_error_handlers(app: FastAPI) -> None:
