@@ -211,6 +211,9 @@ class SimulatedCodeforces:
         self.calls: Counter[str] = Counter()
         self.bytes: Counter[str] = Counter()
         self.faults: list[tuple[str, int, dict[str, Any]]] = []  # (method, status, body)
+        # Cleared: served-over-HTTP calls wait until it is set (a test holds a job mid-way).
+        self.open = threading.Event()
+        self.open.set()
         for user in users or []:
             self.add(user)
 
@@ -324,6 +327,7 @@ def serve_http(sim: SimulatedCodeforces) -> Iterator[str]:
             method = parts.path.rsplit("/", 1)[-1]
             query = {key: values[0] for key, values in parse_qs(parts.query).items()}
             sim.calls[method] += 1
+            sim.open.wait()
             status, body = sim.answer(method, query)
             payload = json.dumps(body).encode()
             self.send_response(status)
