@@ -62,10 +62,12 @@ class DestinationRefusedError(CpsyncError):
     status_code = 422
 
 
-_NOT_HTTPS = "The calendar address must start with https://"
+# Fixed messages for any user-supplied URL: they say what to change, never what a
+# server answered.
+_NOT_HTTPS = "The address must start with https://"
 _NOT_PUBLIC = (
     "That address points into a private network, which cpsync does not call. "
-    "Use the public https:// address of your calendar server."
+    "Use the server's public https:// address."
 )
 _USERINFO = "Put the username and password in their own fields, not in the address."
 
