@@ -142,3 +142,28 @@ def test_calendar_sync_page_fits_and_shows_local_times(
         assert not re.search(r"\d{4}-\d\d-\d\dT", text), text  # no raw ISO strings
         assert "GMT+5:30" in text, text  # the browser's zone: Asia/Kolkata
     problems.assert_clean()
+
+
+STYLE_OF = """el => { const s = getComputedStyle(el);
+  return [s.borderTopWidth, s.borderTopStyle, s.paddingLeft, s.minHeight, s.borderRadius]; }"""
+
+
+def test_every_text_input_looks_the_same_and_checkboxes_sit_beside_their_labels(
+    seeded: LiveApp, open_page: OpenPage
+) -> None:
+    page, problems = signed_in_page(open_page, TABLET)
+    page.goto("/calendar/sync")
+    styled = page.locator("#caldav-url").evaluate(STYLE_OF)
+    assert styled[1] == "solid"
+    assert page.locator("#caldav-username").evaluate(STYLE_OF) == styled
+    page.goto("/students/settings")
+    assert page.locator("input[type='time']").first.evaluate(STYLE_OF) == styled
+    page.goto("/students/new")
+    assert page.get_by_label("Phone").evaluate(STYLE_OF) == styled
+    box = page.locator("#reminders_enabled").bounding_box()
+    label = page.locator("label[for='reminders_enabled']").bounding_box()
+    assert box is not None
+    assert label is not None
+    assert label["x"] > box["x"] + box["width"] - 1  # beside the box, not under it
+    assert abs((label["y"] + label["height"] / 2) - (box["y"] + box["height"] / 2)) < 8
+    problems.assert_clean()
