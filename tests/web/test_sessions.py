@@ -165,7 +165,11 @@ async def test_the_last_admin_cannot_be_demoted(app: FastAPI, client: WebClient)
     answer = await client.post(
         f"/admin/users/{admin.id}/role", data={"role": "member", "csrf_token": token}
     )
+    # The admin page again, with the reason next to that user's role form.
     assert answer.status_code == 409
+    assert f'id="user-{admin.id}-error"' in answer.text
+    assert "This is the last admin" in answer.text
+    assert "<h1>Admin</h1>" in answer.text
     assert (await client.get("/api/v1/me")).json()["role"] == "admin"
 
 

@@ -15,11 +15,15 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from cpsync.accounts.credentials import InvalidLinkError, WrongPasswordError
-from cpsync.accounts.deps import CredentialsDep, MailerDep
+from cpsync.accounts.deps import AdministrationDep, CredentialsDep, MailerDep
 from cpsync.accounts.mail import deliver
 from cpsync.accounts.models import User
 from cpsync.accounts.schemas import ChangePasswordForm, EmailForm, NewPasswordForm, field_errors
-from cpsync.web.deps import CsrfProtected, CurrentUser, VisitorDep
+from cpsync.accounts.service import AccountError
+from cpsync.accounts.sessions import SESSION_COOKIE
+from cpsync.calendars.web import CalendarWebDep
+from cpsync.web.deps import ContextDep, CsrfProtected, CurrentUser, SessionDep, VisitorDep
+from cpsync.web.middleware import cookie_header, queue_cookie
 from cpsync.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[CsrfProtected])
@@ -41,11 +45,13 @@ async def _account_page(
     user: User,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
+    delete_error: str | None = None,
 ) -> Response:
     page = {
         "nav": "account",
         "user": user,
         "errors": errors or {},
+        "delete_error": delete_error,
         "flash": ACCOUNT_NOTICES.get(request.query_params.get("notice", "")),
     }
     return render(request, "account/settings.html", page, status_code)
@@ -174,3 +180,29 @@ def _link_problem(request: Request, kind: str, exc: InvalidLinkError) -> Respons
     template = "account/verify.html" if kind == "verify" else "account/reset.html"
     page = {"nav": "signin", "token": "", "errors": {}, "problem": exc.message}
     return render(request, template, page, exc.status_code)
+
+
+@router.post("/account/delete")
+async def delete_account(
+    request: Request,
+    context: ContextDep,
+    session: SessionDep,
+    admin: AdministrationDep,
+    calendars: CalendarWebDep,
+    user: CurrentUser,
+) -> Response:
+    """Everything the account owns goes, after the password (or, for a Google-only
+    account, the address typed out) confirms it is the owner asking."""
+    form = await request.form()
+    try:
+        await admin.confirm_own_deletion(user, _text(form, "password"), _text(form, "email"))
+    except AccountError as exc:
+        return await _account_page(request, user, None, exc.status_code, exc.message)
+    link_ids = await admin.calendar_links(user.id)
+    await session.commit()  # see Administration.delete: the calendars write on their own
+    await admin.delete(user, link_ids, calendars.service)
+    policy = context.policy
+    queue_cookie(
+        request.state, cookie_header(SESSION_COOKIE, "", max_age=0, secure=policy.secure_cookies)
+    )
+    return RedirectResponse("/signin?notice=deleted", status_code=303)

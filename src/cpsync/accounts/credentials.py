@@ -188,6 +188,11 @@ class CredentialService:
         await self._repo.delete_sessions_of(user.id, keep=token_hash(session_token))
         await self._repo.delete_email_tokens(TokenPurpose.RESET_PASSWORD, user.id)
 
+    # Invites
+
+    async def issue_invite(self, admin: User, email: str, role: Role) -> str:
+        return await self._issue(TokenPurpose.INVITE, email, INVITE_TTL, admin.id, role)
+
     # Tokens
 
     async def _issue(

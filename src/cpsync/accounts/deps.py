@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
+from cpsync.accounts.administration import Administration
 from cpsync.accounts.credentials import CredentialService, MailPolicy
 from cpsync.accounts.mail import AccountMail
 from cpsync.accounts.models import SignupMode
@@ -23,9 +24,19 @@ def get_credentials(
     )
 
 
+CredentialsDep = Annotated[CredentialService, Depends(get_credentials)]
+
+
+def get_administration(
+    context: ContextDep, session: SessionDep, accounts: AccountsDep, credentials: CredentialsDep
+) -> Administration:
+    mail = AccountMail(context.settings.public_url)
+    return Administration(session, accounts, credentials, context.clock, mail)
+
+
 def get_mailer(context: ContextDep) -> Mailer:
     return mailer_from_url(context.settings.smtp_url)
 
 
-CredentialsDep = Annotated[CredentialService, Depends(get_credentials)]
 MailerDep = Annotated[Mailer, Depends(get_mailer)]
+AdministrationDep = Annotated[Administration, Depends(get_administration)]

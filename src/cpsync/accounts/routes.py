@@ -10,13 +10,19 @@ from pydantic import ValidationError
 
 from cpsync.accounts import google
 from cpsync.accounts.account_routes import router as account_router
+from cpsync.accounts.admin_routes import router as admin_router
 from cpsync.accounts.credentials import CredentialService, InvalidLinkError
 from cpsync.accounts.csrf import tokens_match
 from cpsync.accounts.deps import CredentialsDep, MailerDep
 from cpsync.accounts.mail import deliver
-from cpsync.accounts.models import User
+from cpsync.accounts.models import SignupMode, User
 from cpsync.accounts.schemas import SigninForm, SignupForm, field_errors
-from cpsync.accounts.service import AccountError, AccountService, GoogleSignInError
+from cpsync.accounts.service import (
+    DISABLED_MESSAGE,
+    AccountError,
+    AccountService,
+    GoogleSignInError,
+)
 from cpsync.accounts.sessions import PRESESSION_COOKIE, SESSION_COOKIE
 from cpsync.web.context import AppContext
 from cpsync.web.deps import AccountsDep, ContextDep, CsrfProtected, CurrentUser, VisitorDep
@@ -200,6 +206,9 @@ async def signin(
     if user is None:
         errors = {"password": "The email or password is not right."}
         return await _signin_page(request, accounts, errors, shown, 401)
+    if user.disabled:
+        # Said only after the right password: it reveals nothing to a guesser.
+        return await _signin_page(request, accounts, {"form": DISABLED_MESSAGE}, shown, 403)
     return await _signed_in(request, context, accounts, user, visitor.session_token, form.next)
 
 
@@ -239,6 +248,7 @@ async def google_callback(
     request: Request,
     context: ContextDep,
     accounts: AccountsDep,
+    credentials: CredentialsDep,
     visitor: VisitorDep,
     state: str = "",
     code: str = "",
@@ -264,7 +274,10 @@ async def google_callback(
         return await _signin_page(request, accounts, {"google": message}, {}, 400)
     try:
         profile, tokens = await google.finish(context.settings, code, pending)
-        user = await accounts.sign_in_with_google(profile, tokens.refresh_token, tokens.scope)
+        open_signup = await credentials.signup_mode() == SignupMode.OPEN
+        user = await accounts.sign_in_with_google(
+            profile, tokens.refresh_token, tokens.scope, may_create=open_signup
+        )
     except GoogleSignInError as exc:
         return await _signin_page(request, accounts, {"google": exc.message}, {}, 400)
     return await _signed_in(
@@ -272,5 +285,7 @@ async def google_callback(
     )
 
 
-# The account page, verification, reset and password change live beside sign-in.
+# The account page, verification, reset and password change live beside sign-in;
+# the admin page's account actions too.
 router.include_router(account_router)
+router.include_router(admin_router)

@@ -114,6 +114,10 @@ class RoleForm(_Input):
     role: Role
 
 
+class InviteForm(EmailForm):
+    role: Role = Role.MEMBER
+
+
 PlatformName = Literal[
     "codeforces", "leetcode", "codechef", "atcoder", "hackerrank", "geeksforgeeks", "code360"
 ]

@@ -7,7 +7,8 @@ Errors:
         ├── EmailTakenError       sign-up with an email already registered (409)
         ├── NotSignedInError      no valid session (401)
         ├── ForbiddenError        signed in, but not allowed (403)
-        ├── LastAdminError        demoting the only admin (409)
+        ├── LastAdminError        demoting, disabling or deleting the only admin (409)
+        ├── UnverifiedError       promoting an account whose address is unproven (409)
         └── GoogleSignInError     Google said no, or the answer cannot be trusted (400)
 """
 
@@ -42,6 +43,9 @@ ACCOUNT_SECRETS = (
 )
 
 
+DISABLED_MESSAGE = "This account has been disabled by an admin."
+
+
 class AccountError(CpsyncError):
     status_code = 400
 
@@ -59,6 +63,10 @@ class ForbiddenError(AccountError):
 
 
 class LastAdminError(AccountError):
+    status_code = 409
+
+
+class UnverifiedError(AccountError):
     status_code = 409
 
 
@@ -168,16 +176,28 @@ class AccountService:
         user = await self._repo.user_by_id(user_id)
         if user is None:
             raise AccountError("No such user.", status_code=404)
-        if user.role == Role.ADMIN and role != Role.ADMIN and await self._admin_count() <= 1:
-            raise LastAdminError("The last admin cannot be demoted.")
+        if user.role == Role.ADMIN and role != Role.ADMIN:
+            await self.ensure_another_admin(user, "demoted")
+        if role != Role.MEMBER and not user.email_verified:
+            raise UnverifiedError(
+                "Coaches and admins need a confirmed email address; this one is not confirmed."
+            )
         if user.role != role:
             user.role = role
             user.updated_at = self._clock()
             await self._repo.delete_sessions_of(user.id)
         return user
 
-    async def _admin_count(self) -> int:
-        return sum(1 for user in await self._repo.users() if user.role == Role.ADMIN)
+    async def ensure_another_admin(self, user: User, change: str) -> None:
+        """LastAdminError when `user` is the only admin who can still sign in."""
+        if user.role != Role.ADMIN or user.disabled:
+            return
+        admins = [u for u in await self._repo.users() if u.role == Role.ADMIN and not u.disabled]
+        if len(admins) <= 1:
+            raise LastAdminError(
+                f"This is the last admin, so it cannot be {change}. Make someone else an "
+                "admin first."
+            )
 
     # Sessions
 
@@ -208,7 +228,7 @@ class AccountService:
             return None
         session, user = found
         now = self._clock()
-        if self._policy.expired(session.created_at, session.last_seen_at, now):
+        if user.disabled or self._policy.expired(session.created_at, session.last_seen_at, now):
             await self._repo.delete_session(session.id_hash)
             return None
         if self._policy.needs_touch(session.last_seen_at, now):
@@ -277,7 +297,7 @@ class AccountService:
         wanted = feed_token_hash(token)
         found = await self._repo.feed_owner(wanted)
         stored = found[0].token_hash if found is not None else "0" * 64
-        if found is None or not hmac.compare_digest(stored, wanted):
+        if found is None or not hmac.compare_digest(stored, wanted) or found[1].disabled:
             return None
         _, user, preferences = found
         return user, preferences or default_preferences(user.id, self._clock())
@@ -285,15 +305,21 @@ class AccountService:
     # Google
 
     async def sign_in_with_google(
-        self, profile: GoogleProfile, refresh_token: str | None, scopes: str
+        self,
+        profile: GoogleProfile,
+        refresh_token: str | None,
+        scopes: str,
+        *,
+        may_create: bool = True,
     ) -> User:
+        """`may_create` is False when sign-up is not open: only existing accounts."""
         if not profile.email_verified:
             raise GoogleSignInError("Google has not verified this email address.")
         now = self._clock()
         link = await self._repo.oauth_link("google", profile.subject)
         if link is None:
-            user = await self._repo.user_by_email(profile.email) or await self.create_user(
-                profile.email, None, display_name=profile.name
+            user = await self._repo.user_by_email(profile.email) or await self._google_account(
+                profile, may_create
             )
             if not user.email_verified:
                 await self._take_over_unverified(user)
@@ -312,6 +338,8 @@ class AccountService:
             if found is None:
                 raise GoogleSignInError("The linked account no longer exists.")
             user = found
+        if user.disabled:
+            raise GoogleSignInError(DISABLED_MESSAGE)
         link.email, link.updated_at = profile.email, now
         if refresh_token:
             # Google sends a refresh token only on consent; keep the old one otherwise.
@@ -321,6 +349,13 @@ class AccountService:
             link.scopes = scopes
         await self._repo.flush()
         return user
+
+    async def _google_account(self, profile: GoogleProfile, may_create: bool) -> User:
+        if not may_create:
+            raise GoogleSignInError(
+                "This site is not open for new accounts: ask an admin for an invite."
+            )
+        return await self.create_user(profile.email, None, display_name=profile.name)
 
     async def _take_over_unverified(self, user: User) -> None:
         """Google proves the address; whoever signed up with it unproven loses the

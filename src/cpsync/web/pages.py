@@ -12,14 +12,12 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from cpsync.accounts.models import FeedToken, Preferences, Role, User
+from cpsync.accounts.models import FeedToken, Preferences, User
 from cpsync.accounts.preferences import COLORS
-from cpsync.accounts.schemas import PreferencesInput, RoleForm, field_errors
-from cpsync.accounts.service import AccountError, AccountService
-from cpsync.accounts.sessions import SESSION_COOKIE
+from cpsync.accounts.schemas import PreferencesInput, field_errors
+from cpsync.accounts.service import AccountService
 from cpsync.contests.models import Contest
 from cpsync.contests.repository import ContestRepository
-from cpsync.jobs import recent_jobs
 from cpsync.platforms.registry import PLATFORMS
 from cpsync.settings import Settings
 from cpsync.web.context import AppContext
@@ -34,7 +32,6 @@ from cpsync.web.deps import (
     VisitorDep,
 )
 from cpsync.web.feeds import feed_contests
-from cpsync.web.middleware import cookie_header, queue_cookie
 from cpsync.web.templating import render
 from cpsync.web.views import (
     ContestFilters,
@@ -193,60 +190,10 @@ async def regenerate_feed_token(accounts: AccountsDep, user: CurrentUser) -> Res
     return RedirectResponse("/calendar?saved=token", status_code=303)
 
 
-@router.get("/admin")
-async def admin(
-    request: Request,
-    context: ContextDep,
-    session: SessionDep,
-    accounts: AccountsDep,
-    user: AdminUser,
-    refresh: str | None = None,
-) -> Response:
-    flash = {
-        "started": "A contest refresh has started; reload in a moment to see it below.",
-        "busy": "A refresh is already running.",
-    }.get(refresh or "")
-    page = {
-        "nav": "admin",
-        "users": await accounts.users(),
-        "health": await platform_health(session, context),
-        "jobs": await recent_jobs(session),
-        "refresh_running": context.scheduler.running,
-        "flash": flash,
-    }
-    return render(request, "admin.html", page)
+# The admin page itself and its account actions live in cpsync.accounts.admin_routes.
 
 
 @router.post("/admin/refresh")
 async def admin_refresh(context: ContextDep, user: AdminUser) -> Response:
     started = context.scheduler.trigger()
     return RedirectResponse(f"/admin?refresh={'started' if started else 'busy'}", status_code=303)
-
-
-@router.post("/admin/users/{user_id}/role")
-async def admin_set_role(
-    user_id: int,
-    request: Request,
-    context: ContextDep,
-    accounts: AccountsDep,
-    admin_user: AdminUser,
-) -> Response:
-    form = await request.form()
-    try:
-        role = RoleForm.model_validate({"role": form.get("role")}).role
-    except ValidationError as exc:
-        raise AccountError("Choose a role: admin, coach or member.", status_code=422) from exc
-    changed = await accounts.set_role(user_id, Role(role))
-    if changed.id == admin_user.id:
-        # The admin's own sessions ended with the change; carry on under a new session id.
-        token = await accounts.start_session(changed)
-        queue_cookie(
-            request.state,
-            cookie_header(
-                SESSION_COOKIE,
-                token,
-                max_age=context.policy.cookie_max_age(),
-                secure=context.policy.secure_cookies,
-            ),
-        )
-    return RedirectResponse("/admin", status_code=303)

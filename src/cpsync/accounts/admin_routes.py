@@ -1,0 +1,224 @@
+"""The admin page and its account actions: roles, sign-up mode, invites, disabling and
+deleting users. A refused action (the last admin, an unconfirmed address) comes back as a
+message on the admin page next to the form that caused it, not as an error page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cpsync.accounts.administration import Administration
+from cpsync.accounts.deps import AdministrationDep, MailerDep
+from cpsync.accounts.mail import deliver
+from cpsync.accounts.models import Role, SignupMode, User
+from cpsync.accounts.schemas import InviteForm, RoleForm, field_errors
+from cpsync.accounts.service import AccountError, AccountService
+from cpsync.accounts.sessions import SESSION_COOKIE
+from cpsync.calendars.web import CalendarWebDep
+from cpsync.jobs import recent_jobs
+from cpsync.web.context import AppContext
+from cpsync.web.deps import AccountsDep, AdminUser, ContextDep, CsrfProtected, SessionDep
+from cpsync.web.middleware import cookie_header, queue_cookie
+from cpsync.web.pages import platform_health
+from cpsync.web.templating import render
+
+router = APIRouter(include_in_schema=False, dependencies=[CsrfProtected])
+
+ADMIN_NOTICES = {
+    "started": "A contest refresh has started; reload in a moment to see it below.",
+    "busy": "A refresh is already running.",
+    "mode": "The sign-up mode was saved.",
+    "revoked": "The invite link no longer works.",
+    "deleted": "The user and everything they owned were deleted.",
+}
+
+
+async def _admin_page(
+    request: Request,
+    context: AppContext,
+    session: AsyncSession,
+    accounts: AccountService,
+    admin: Administration,
+    extra: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Response:
+    notice = request.query_params.get("refresh") or request.query_params.get("notice") or ""
+    page = {
+        "nav": "admin",
+        "users": await accounts.users(),
+        "health": await platform_health(session, context),
+        "jobs": await recent_jobs(session),
+        "refresh_running": context.scheduler.running,
+        "flash": ADMIN_NOTICES.get(notice),
+        "signup_mode": await admin.signup_mode(),
+        "email_enabled": admin.email_enabled,
+        "invites": await admin.pending_invites(),
+        "now": context.clock(),
+        "row_errors": {},
+        "invite_errors": {},
+        "invite_values": {},
+        "invite_link": None,
+        **(extra or {}),
+    }
+    return render(request, "admin.html", page, status_code)
+
+
+@router.get("/admin")
+async def admin_page(
+    request: Request,
+    context: ContextDep,
+    session: SessionDep,
+    accounts: AccountsDep,
+    admin: AdministrationDep,
+    user: AdminUser,
+) -> Response:
+    return await _admin_page(request, context, session, accounts, admin)
+
+
+async def _refused(
+    request: Request,
+    context: AppContext,
+    session: AsyncSession,
+    accounts: AccountService,
+    admin: Administration,
+    user_id: int,
+    exc: AccountError,
+) -> Response:
+    extra = {"row_errors": {user_id: exc.message}}
+    return await _admin_page(request, context, session, accounts, admin, extra, exc.status_code)
+
+
+@router.post("/admin/users/{user_id}/role")
+async def set_role(
+    user_id: int,
+    request: Request,
+    context: ContextDep,
+    session: SessionDep,
+    accounts: AccountsDep,
+    admin: AdministrationDep,
+    admin_user: AdminUser,
+) -> Response:
+    form = await request.form()
+    try:
+        role = RoleForm.model_validate({"role": form.get("role")}).role
+        changed = await accounts.set_role(user_id, Role(role))
+    except ValidationError:
+        error = AccountError("Choose a role: admin, coach or member.", status_code=422)
+        return await _refused(request, context, session, accounts, admin, user_id, error)
+    except AccountError as exc:
+        return await _refused(request, context, session, accounts, admin, user_id, exc)
+    if changed.id == admin_user.id:
+        # The admin's own sessions ended with the change; carry on under a new session id.
+        _new_session_cookie(request, context, await accounts.start_session(changed))
+    return RedirectResponse("/admin", status_code=303)
+
+
+def _new_session_cookie(request: Request, context: AppContext, token: str) -> None:
+    policy = context.policy
+    cookie = cookie_header(
+        SESSION_COOKIE, token, max_age=policy.cookie_max_age(), secure=policy.secure_cookies
+    )
+    queue_cookie(request.state, cookie)
+
+
+@router.post("/admin/users/{user_id}/disable")
+async def disable_user(
+    user_id: int,
+    request: Request,
+    context: ContextDep,
+    session: SessionDep,
+    accounts: AccountsDep,
+    admin: AdministrationDep,
+    admin_user: AdminUser,
+) -> Response:
+    disabled = (await request.form()).get("disabled") != "0"
+    try:
+        await admin.set_disabled(admin_user, user_id, disabled)
+    except AccountError as exc:
+        return await _refused(request, context, session, accounts, admin, user_id, exc)
+    return RedirectResponse("/admin", status_code=303)
+
+
+@router.post("/admin/users/{user_id}/delete")
+async def delete_user(
+    user_id: int,
+    request: Request,
+    context: ContextDep,
+    session: SessionDep,
+    accounts: AccountsDep,
+    admin: AdministrationDep,
+    calendars: CalendarWebDep,
+    admin_user: AdminUser,
+) -> Response:
+    form = await request.form()
+    try:
+        user = await admin.deletable(user_id)
+        if form.get("confirm_email", "") != user.email:
+            raise AccountError("Type the user's email address to confirm.", status_code=422)
+        if user.id == admin_user.id:
+            raise AccountError("Delete your own account from your account page.", status_code=409)
+    except AccountError as exc:
+        return await _refused(request, context, session, accounts, admin, user_id, exc)
+    await _delete(session, admin, calendars, user)
+    return RedirectResponse("/admin?notice=deleted", status_code=303)
+
+
+async def _delete(session: AsyncSession, admin: Administration, calendars: Any, user: User) -> None:
+    link_ids = await admin.calendar_links(user.id)
+    await session.commit()  # see Administration.delete: the calendars write on their own
+    await admin.delete(user, link_ids, calendars.service)
+
+
+@router.post("/admin/signup-mode")
+async def set_signup_mode(
+    request: Request, admin: AdministrationDep, admin_user: AdminUser
+) -> Response:
+    value = (await request.form()).get("mode")
+    try:
+        mode = SignupMode(str(value))
+    except ValueError as exc:
+        raise AccountError("Choose open, invite-only or closed.", status_code=422) from exc
+    await admin.set_signup_mode(mode)
+    return RedirectResponse("/admin?notice=mode", status_code=303)
+
+
+@router.post("/admin/invites")
+async def create_invite(
+    request: Request,
+    background: BackgroundTasks,
+    context: ContextDep,
+    session: SessionDep,
+    accounts: AccountsDep,
+    admin: AdministrationDep,
+    mailer: MailerDep,
+    admin_user: AdminUser,
+) -> Response:
+    form = await request.form()
+    submitted = {"email": form.get("email") or "", "role": form.get("role") or "member"}
+    try:
+        invite = InviteForm.model_validate(submitted)
+        link, email = await admin.invite(admin_user, invite.email, invite.role)
+    except ValidationError as exc:
+        extra = {"invite_errors": field_errors(exc), "invite_values": submitted}
+        return await _admin_page(request, context, session, accounts, admin, extra, 422)
+    except AccountError as exc:
+        extra = {"invite_errors": {"email": exc.message}, "invite_values": submitted}
+        return await _admin_page(request, context, session, accounts, admin, extra, 409)
+    if admin.email_enabled:
+        background.add_task(deliver, mailer, [email])
+    # Shown once, here: only its hash is stored.
+    extra = {"invite_link": link, "invite_sent_to": invite.email}
+    return await _admin_page(request, context, session, accounts, admin, extra)
+
+
+@router.post("/admin/invites/revoke")
+async def revoke_invite(
+    request: Request, admin: AdministrationDep, admin_user: AdminUser
+) -> Response:
+    token_hash = (await request.form()).get("invite") or ""
+    await admin.revoke_invite(str(token_hash))
+    return RedirectResponse("/admin?notice=revoked", status_code=303)
