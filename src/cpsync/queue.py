@@ -162,6 +162,9 @@ def _redis_broker(url: str, settings: Settings) -> AsyncBroker:
         consumer_group_name=settings.queue_name,
         idle_timeout=redeliver_ms,
         xread_block=1000,
+        # One at a time, when the worker can start it: a message read into a batch but not
+        # yet handed to the worker has no claim kept alive and would be taken by another.
+        xread_count=1,
         # redis-py's default socket timeout swallows cancellation (see stack.md).
         socket_timeout=None,
     )
