@@ -83,6 +83,18 @@ def test_contests_fetches_only_when_stale(runtime: Runtime, replay: ReplayServer
     assert replay.hits("codeforces") == 0
 
 
+def test_platform_names_are_accepted_in_any_case(runtime: Runtime, replay: ReplayServer) -> None:
+    serve_all(replay)
+    code, out, err = cli(runtime, "fetch", "--platform", "Codeforces", "-p", " ATCODER ")
+    assert code == 0, err
+    assert replay.hits("codeforces") == 1
+    assert replay.hits("atcoder") == 1
+    assert replay.hits("leetcode") == 0
+    code, out, _ = cli(runtime, "contests", "--platform", "CodeChef", "--json")
+    assert code == 0
+    assert {row["platform"] for row in json.loads(out)} == {"codechef"}
+
+
 def test_table_shows_local_times(runtime: Runtime, replay: ReplayServer) -> None:
     serve_all(replay)
     code, out, _ = cli(runtime, "contests", "--platform", "atcoder", "--within", "700")

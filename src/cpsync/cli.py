@@ -190,10 +190,12 @@ def platforms(ctx: typer.Context) -> None:
 def _platforms(requested: Sequence[str] | None) -> list[str]:
     if not requested:
         return list(PLATFORMS)
-    unknown = [name for name in requested if name not in PLATFORMS]
+    # People write the names as the sites do: "Codeforces", "AtCoder".
+    names = [name.strip().lower() for name in requested]
+    unknown = [given for given, name in zip(requested, names, strict=True) if name not in PLATFORMS]
     if unknown:
         _fail(f"unknown platform {unknown[0]!r}; choose from {', '.join(PLATFORMS)}")
-    return list(dict.fromkeys(requested))
+    return list(dict.fromkeys(names))
 
 
 def _run(coro: Coroutine[Any, Any, Any]) -> Any:

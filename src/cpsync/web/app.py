@@ -42,6 +42,7 @@ from cpsync.web.errors import install_error_handlers
 from cpsync.web.flash import FlashMessages
 from cpsync.web.middleware import (
     ClientIpMiddleware,
+    HeadAsGetMiddleware,
     PendingCookiesMiddleware,
     RateLimitMiddleware,
     RequestLimitsMiddleware,
@@ -132,6 +133,7 @@ def _install_middleware(
     app: FastAPI, settings: Settings, cache: Cache, docs_csp: str, clock: Clock
 ) -> None:
     # add_middleware wraps: the last added runs first.
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(PendingCookiesMiddleware)
     app.add_middleware(TimeoutMiddleware, seconds=REQUEST_TIMEOUT_SECONDS)
     app.add_middleware(

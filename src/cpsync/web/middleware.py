@@ -2,7 +2,8 @@
 
 Pure ASGI (no BaseHTTPMiddleware), outermost first as `app.py` stacks them:
 
-    SecurityHeaders → ClientIp → RequestLimits → RateLimit → Timeout → PendingCookies → app
+    SecurityHeaders → ClientIp → RequestLimits → RateLimit → Timeout → PendingCookies
+    → HeadAsGet → app
 """
 
 from __future__ import annotations
@@ -248,6 +249,31 @@ class TimeoutMiddleware:
             await self.app(scope, receive, tracking_send)
         if scope_timer.cancelled_caught and not started:
             await _send_plain(send, 503, "The request took too long.")
+
+
+class HeadAsGetMiddleware:
+    """HEAD answers like GET, headers and all, without the body.
+
+    FastAPI routes declared with GET do not answer HEAD (405), yet calendar clients
+    probe feeds with it and link checkers probe pages. The length stays the GET body's.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
 class PendingCookiesMiddleware:
