@@ -123,18 +123,31 @@ async def test_fifty_concurrent_sync_requests_run_at_most_twice(
     spans: list[tuple[float, float]] = []
     original = service._run
     loop = asyncio.get_running_loop()
+    requests = 50
+    asked = 0
+    all_asked = asyncio.Event()
+    record_request = service._flags.set
+
+    async def counted(key: str, value: bytes, ttl_seconds: float) -> None:
+        nonlocal asked
+        await record_request(key, value, ttl_seconds)
+        if key.startswith("pending:"):  # every queued sync leaves its request first
+            asked += 1
+            if asked == requests:
+                all_asked.set()
 
     async def slow_run(user_id: int, check_remote: bool) -> Any:
         began = loop.time()
-        await asyncio.sleep(2.0)  # generous: a loaded CI machine is slow to send 50
+        await all_asked.wait()  # the first run lasts until every request has arrived
         result = await original(user_id, check_remote)
         spans.append((began, loop.time()))
         return result
 
     service._run = slow_run
+    service._flags.set = counted
     token = csrf_of(await client.get("/calendar/sync"))
     answers = await asyncio.gather(
-        *(client.post("/api/v1/sync", headers={"X-CSRF-Token": token}) for _ in range(50))
+        *(client.post("/api/v1/sync", headers={"X-CSRF-Token": token}) for _ in range(requests))
     )
     assert {a.status_code for a in answers} == {202}, answers[0].text
     for answer in answers:
