@@ -22,14 +22,23 @@ from cpsync.accounts.models import (
 from cpsync.calendars.models import CalendarLink
 from cpsync.db import Base
 from cpsync.settings import Settings
-from cpsync.students.models import Student, StudentRating
+from cpsync.students.models import Student, StudentRating, StudentSyncRun
 from cpsync.web.app import create_app
 from tests.accounts.conftest import link_in, messages_to
 from tests.recordings import RECORDED_AT, MutableClock
 from tests.smtp_receiver import Inbox
 from tests.web.conftest import PASSWORD, WebClient, create_user, csrf_of, make_client, sign_in
 
-OWNED = (UserSession, FeedToken, Preferences, EmailToken, CalendarLink, Student, StudentRating)
+OWNED = (
+    UserSession,
+    FeedToken,
+    Preferences,
+    EmailToken,
+    CalendarLink,
+    Student,
+    StudentRating,
+    StudentSyncRun,
+)
 
 
 async def signed_in_as(http: WebClient) -> str | None:
@@ -70,6 +79,9 @@ async def add_student_with_history(app: FastAPI, coach_id: int) -> None:
                 new_rating=3100,
                 updated_at=RECORDED_AT,
             )
+        )
+        session.add(
+            StudentSyncRun(coach_id=coach_id, trigger="manual", started_at=RECORDED_AT, counts={})
         )
         await session.commit()
 
@@ -244,7 +256,8 @@ async def test_deleting_a_user_leaves_nothing_of_them(
         await sign_in(coach_http, "coach@example.com")
         await coach_http.get("/calendar")  # creates the feed token
         before = {table.__name__: await count(app, table) for table in OWNED}
-        assert all(before[name] >= 1 for name in ("CalendarLink", "Student", "FeedToken"))
+        owned = ("CalendarLink", "Student", "StudentSyncRun", "FeedToken")
+        assert all(before[name] >= 1 for name in owned)
         if who == "admin":
             path, confirm = f"/admin/users/{coach.id}/delete", {"csrf_token": token}
             wrong = await client.post(path, data={**confirm, "confirm_email": "coach@"})
@@ -276,6 +289,7 @@ async def test_deleting_a_user_leaves_nothing_of_them(
         "CalendarLink": 0,
         "Student": 0,
         "StudentRating": 0,
+        "StudentSyncRun": 0,
     }
     async with make_client(app, ip="198.51.100.25") as stranger:
         refused = await sign_in(stranger, "coach@example.com")

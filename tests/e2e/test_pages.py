@@ -301,7 +301,9 @@ def test_admin_page(open_page: OpenPage, live_app: LiveApp, screenshots: Path) -
         connection.execute("UPDATE users SET role = 'admin' WHERE email = ?", (email,))
     page.goto("/admin")
     assert page.get_by_role("heading", name="Admin", exact=True).is_visible()
-    assert page.get_by_role("link", name="Admin").get_attribute("aria-current") == "page"
+    assert (
+        page.get_by_role("link", name="Admin", exact=True).get_attribute("aria-current") == "page"
+    )
     health = page.locator("section", has=page.get_by_role("heading", name="Platform health"))
     assert health.get_by_text("HTTP 503 from www.hackerrank.com").is_visible()
     users = page.locator("section", has=page.get_by_role("heading", name=re.compile("Users")))

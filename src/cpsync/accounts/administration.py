@@ -2,8 +2,9 @@
 
 Deleting an account removes everything it owns: its calendar links are disconnected
 through the calendars service (which forgets their stored credentials), then the user row
-goes and the database cascades take sessions, preferences, feed token, Google links,
-emailed tokens, calendar rows and the coach's students with all their data.
+goes with the coach's student sync history, and the database cascades take sessions,
+preferences, feed token, Google links, emailed tokens, calendar rows and the coach's
+students with all their data.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cpsync.accounts.service import AccountError, AccountService
 from cpsync.calendars.repository import CalendarRepository
 from cpsync.clock import Clock
 from cpsync.notify.email import Email
+from cpsync.students.repository import StudentRepository
 
 
 class CalendarUnlinker(Protocol):
@@ -127,6 +129,7 @@ class Administration:
         so on SQLite (one writer) it does not wait behind this request's own writes."""
         for link_id in link_ids:
             await calendars.disconnect(user.id, link_id)
+        await StudentRepository(self._session).delete_runs_of(user.id)
         await self._repo.delete_user(user)
 
     async def _user(self, user_id: int) -> User:

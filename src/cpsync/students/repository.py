@@ -263,6 +263,12 @@ class StudentRepository:
             )
         return list((await self._session.scalars(statement)).all())
 
+    async def delete_runs_of(self, coach_id: int) -> None:
+        """A deleted coach's sync history (the runs table has no foreign key to cascade)."""
+        await self._session.execute(
+            delete(StudentSyncRun).where(StudentSyncRun.coach_id == coach_id)
+        )
+
     # ------------------------------------------------------------ reminders
 
     async def latest_reminder(self, student_id: int) -> LatestReminder | None:
