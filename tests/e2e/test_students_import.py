@@ -87,6 +87,8 @@ def test_preview_shows_progress_then_imports(page: Any, codeforces: SimulatedCod
     page.get_by_role("heading", name="Preview: nothing is saved yet").wait_for()
     assert "1 to add, 0 to update, 0 unchanged, 1 row with errors" in page.content()
     assert "Line 3: handle: Codeforces has no user with this handle." in page.content()
+    assert page.locator("h1").count() == 1  # the section was swapped, not the whole page
+    assert page.locator("#import-job").count() == 1
 
     page.get_by_role("button", name="Import these changes").click()
     page.get_by_role("heading", name="Result").wait_for()

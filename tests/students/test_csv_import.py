@@ -155,6 +155,9 @@ async def test_the_import_page_shows_progress_while_handles_are_checked(app, sim
         done = await http.get(job_page)
         assert "300 added, 0 updated, 0 unchanged, 3 rows skipped." in done.text
         assert "every 1s" not in done.text
+        last_poll = await http.get(job_page, headers={"HX-Request": "true"})
+        assert "300 added" in last_poll.text
+        assert "<h1" not in last_poll.text  # only the section htmx swaps
 
 
 async def test_running_out_of_time_reports_the_unchecked_rows(

@@ -317,7 +317,8 @@ async def import_job(
     job = await ImportJobs(runtime.cache, runtime.clock).get(coach.id, job_id)
     if job is None:
         raise ImportJobNotFoundError
-    partial = request.headers.get("hx-request") and job.running
+    # htmx polls only the job's section, until a poll finds it finished.
+    partial = request.headers.get("hx-request")
     template = "students/_import_job.html" if partial else "students/import.html"
     return render(request, template, _page({"job": job, "errors": {}}))
 
