@@ -34,6 +34,9 @@ from cpsync.notify.email import Email
 VERIFY_TTL = timedelta(hours=48)
 RESET_TTL = timedelta(hours=1)
 INVITE_TTL = timedelta(days=7)
+# One reset or confirmation email per address per minute, however many clients ask:
+# the per-client rate limit alone would let many clients flood someone's inbox.
+EMAIL_COOLDOWN = timedelta(minutes=1)
 SIGNUP_MODE = "signup_mode"
 
 
@@ -131,6 +134,8 @@ class CredentialService:
     async def resend_verification(self, user: User) -> list[Email]:
         if user.email_verified or not self._email_enabled:
             return []
+        if await self._recently_sent(TokenPurpose.VERIFY_EMAIL, user.id):
+            return []
         return [await self._verification_email(user)]
 
     async def _verification_email(self, user: User) -> Email:
@@ -154,6 +159,8 @@ class CredentialService:
         """The reset email for a known, enabled address; nothing for any other."""
         user = await self._repo.user_by_email(email)
         if user is None or user.disabled or not self._email_enabled:
+            return []
+        if await self._recently_sent(TokenPurpose.RESET_PASSWORD, user.id):
             return []
         await self._repo.delete_email_tokens(TokenPurpose.RESET_PASSWORD, user.id)
         token = await self._issue(TokenPurpose.RESET_PASSWORD, user.email, RESET_TTL, user.id)
@@ -219,6 +226,10 @@ class CredentialService:
         )
         await self._repo.flush()
         return token
+
+    async def _recently_sent(self, purpose: TokenPurpose, user_id: int) -> bool:
+        latest = await self._repo.latest_email_token(purpose, user_id)
+        return latest is not None and latest.created_at > self._clock() - EMAIL_COOLDOWN
 
     async def _valid(self, token: str, purpose: TokenPurpose) -> EmailToken:
         wanted = token_hash(token)

@@ -81,6 +81,14 @@ class AccountRepository:
             delete(EmailToken).where(EmailToken.purpose == purpose, EmailToken.user_id == user_id)
         )
 
+    async def latest_email_token(self, purpose: str, user_id: int) -> EmailToken | None:
+        return await self._session.scalar(
+            select(EmailToken)
+            .where(EmailToken.purpose == purpose, EmailToken.user_id == user_id)
+            .order_by(EmailToken.created_at.desc())
+            .limit(1)
+        )
+
     async def delete_expired_email_tokens(self, now: datetime) -> None:
         await self._session.execute(delete(EmailToken).where(EmailToken.expires_at <= now))
 
