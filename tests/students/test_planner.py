@@ -126,6 +126,18 @@ def test_online_just_outside_the_slack_means_no_status_call() -> None:
     assert not plan.fetch_status
 
 
+def test_last_online_reported_late_still_means_a_status_call() -> None:
+    """Codeforces moved lastOnline after our last sync looked, to a moment before it."""
+    seen = SYNCED - timedelta(hours=3)
+    stored = student(1, "bob", 1400, last_online_at=seen)
+    late = info("bob", online=seen + timedelta(minutes=30), rating=1400)
+    (plan,) = plan_sync([stored], UserLookup({"bob": late}, frozenset())).students
+    assert plan.fetch_status
+    unchanged = info("bob", online=seen, rating=1400)
+    (plan,) = plan_sync([stored], UserLookup({"bob": unchanged}, frozenset())).students
+    assert not plan.fetch_status
+
+
 def test_unrated_student_whose_first_rating_arrives() -> None:
     stored = student(1, "newbie", None)
     lookup = UserLookup({"newbie": info("newbie", online=SYNCED, rating=412)}, frozenset())

@@ -27,9 +27,11 @@ from cpsync.students.codeforces import Submission, UserInfo, UserLookup
 class StoredStudent:
     """What the database knows about one tracked student.
 
-    `last_synced_at` is when the last *successful* `user.status` fetch for this student
-    started (taken before the call); a sync that skipped `user.status` must not move it,
-    or a late-updated `lastOnlineTimeSeconds` could hide submissions forever.
+    `last_synced_at` is when the last successful sync of this student started (taken
+    before its calls), whether or not it needed `user.status`: what the coach reads as
+    "last synced". `last_online_at` is Codeforces' `lastOnlineTimeSeconds` as that sync
+    saw it; any later value means activity since, even when Codeforces updated it late,
+    so a skipped `user.status` never hides submissions.
     `newest_submission_id` is the resume point: every submission up to it is stored with
     a final verdict (see `settle_submissions`).
     """
@@ -41,6 +43,7 @@ class StoredStudent:
     rating: int | None
     is_new: bool = False
     pending_verdicts: bool = False
+    last_online_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,8 @@ def needs_status(student: StoredStudent, info: UserInfo, config: PlannerConfig) 
         return True
     if student.last_synced_at is None:
         return True
+    if student.last_online_at is not None and info.last_online > student.last_online_at:
+        return True  # online since the last sync looked, however late Codeforces said so
     # Not `newest_submission_id is None`: a student with no submissions at all would
     # then cost a call every sync.
     return info.last_online >= student.last_synced_at - config.online_slack

@@ -8,8 +8,8 @@ A run:
    their students and follows renamed handles;
 4. for each planned student, under that student's lock, makes only the planned calls
    and stores the result in one transaction (a failure leaves the student as it was,
-   with the error recorded); `last_synced_at` moves only when `user.status` succeeded
-   and is the time that fetch started;
+   with the error recorded); `last_synced_at` moves to the time its calls started
+   whenever the student synced, even when nothing changed;
 5. drops that student's cached statistics, then runs the inactivity check
    (`ReminderService`) for the students whose data is current.
 
@@ -233,13 +233,13 @@ class StudentSyncService:
                     )
                     student.newest_submission_id = settled.newest_submission_id
                     student.pending_verdicts = settled.pending_verdicts
-                    student.last_synced_at = started
                     counts.status_fetched += 1
                 if update.ratings is not None:
                     await repository.replace_ratings(student.id, update.ratings)
                     counts.ratings_fetched += 1
                 student.needs_full_sync = False
                 student.last_sync_error = None
+                student.last_synced_at = started
         except IntegrityError:
             # A rename onto a handle this coach already tracks under another student.
             counts.errors += 1
@@ -327,6 +327,7 @@ def stored(student: Student) -> StoredStudent:
         rating=student.rating,
         is_new=student.needs_full_sync,
         pending_verdicts=student.pending_verdicts,
+        last_online_at=student.last_online_at,
     )
 
 
