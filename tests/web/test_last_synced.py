@@ -1,4 +1,4 @@
-""" "Last synced" on the students table moves whenever a sync ran, changed data or not."""
+""""Last synced" moves whenever a sync ran; student pages flash once, never from the address."""
 
 from __future__ import annotations
 
@@ -75,3 +75,20 @@ async def test_a_sync_that_changed_nothing_still_moves_last_synced(
         assert (await http.post("/students/sync", data={"csrf_token": token})).status_code == 303
         await app.state.students.wait_idle()
         assert "21 Nov 2026, 15:00 UTC" in last_synced_cell((await http.get("/students")).text)
+
+
+async def test_student_messages_show_once_and_the_address_cannot_make_one_up(
+    synced_app: tuple[FastAPI, MutableClock],
+) -> None:
+    app, _ = synced_app
+    await create_user(app, "coach@example.org", Role.COACH)
+    async with make_client(app) as http:
+        await sign_in(http, "coach@example.org")
+        forged = await http.get("/students?flash=Your+account+is+suspended")
+        assert "suspended" not in forged.text
+        token = csrf_of(forged)
+        started = await http.post("/students/sync", data={"csrf_token": token})
+        assert started.headers["location"] == "/students"
+        await app.state.students.wait_idle()
+        assert "Sync started" in (await http.get("/students")).text
+        assert "Sync started" not in (await http.get("/students")).text

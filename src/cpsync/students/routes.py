@@ -53,11 +53,13 @@ from cpsync.students.views import (
     return_path,
 )
 from cpsync.web.deps import CsrfProtected, ReadSessionDep, SessionDep
+from cpsync.web.flash import flash_redirect
 from cpsync.web.templating import render
 
 router = APIRouter(prefix="/students", include_in_schema=False, dependencies=[CsrfProtected])
 PER_PAGE = 25
 MAX_UPLOAD_BYTES = 1024 * 1024
+SYNC_STARTED = "Sync started: the figures update in a minute or two."
 FORM_FIELDS = ("name", "email", "phone", "handle", "group", "timezone")
 
 
@@ -125,7 +127,6 @@ async def students_table(
             "sort": sort,
             "order": "desc" if order == "desc" else "asc",
             "runs": await repository.recent_runs(coach_scope(coach), limit=1),
-            "flash": request.query_params.get("flash"),
             "is_admin": coach_scope(coach) is None,
         }
     )
@@ -238,10 +239,10 @@ async def confirm_delete(
 
 @router.post("/{student_id}/delete")
 async def delete_student(
-    student_id: StudentId, coach: CoachUser, service: StudentServiceDep
+    request: Request, student_id: StudentId, coach: CoachUser, service: StudentServiceDep
 ) -> Response:
     await service.delete(coach, student_id)
-    return _back("/students?flash=Student+deleted.")
+    return flash_redirect(request, "/students", "Student deleted.")
 
 
 @router.post("/{student_id}/reminders")
@@ -265,18 +266,22 @@ async def toggle_reminders(
 
 @router.post("/{student_id}/sync")
 async def sync_student(
-    student_id: StudentId, coach: CoachUser, service: StudentServiceDep, runtime: RuntimeDep
+    request: Request,
+    student_id: StudentId,
+    coach: CoachUser,
+    service: StudentServiceDep,
+    runtime: RuntimeDep,
 ) -> Response:
     student = await service.get(coach, student_id)
     runtime.start_sync(coach_id=student.coach_id, student_ids=[student.id], trigger="manual")
-    return _back(f"/students/{student_id}?flash=Sync+started.")
+    return flash_redirect(request, f"/students/{student_id}", SYNC_STARTED)
 
 
 @router.post("/sync")
-async def sync_all(coach: CoachUser, runtime: RuntimeDep) -> Response:
+async def sync_all(request: Request, coach: CoachUser, runtime: RuntimeDep) -> Response:
     started = runtime.start_sync(coach_id=coach_scope(coach), trigger="sync_all")
-    message = "Sync+started." if started else "A+sync+is+already+running."
-    return _back(f"/students?flash={message}")
+    message = SYNC_STARTED if started else "A sync is already running; it covers these students."
+    return flash_redirect(request, "/students", message)
 
 
 # ---------------------------------------------------------------- CSV upload
@@ -499,7 +504,6 @@ async def student_profile(
             "contest_periods": CONTEST_PERIODS,
             "problem_periods": PROBLEM_PERIODS,
             "heat_cells": heat_cells(figures["heatmap"], today, problem_days),
-            "flash": request.query_params.get("flash"),
             "filter_notices": [
                 notice
                 for notice in (
