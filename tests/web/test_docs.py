@@ -26,4 +26,3 @@ async def test_docs_policy_allows_nothing_from_elsewhere(client: WebClient) -> N
     assert "http" not in policy
     assert "unsafe-inline" not in policy
     assert "script-src 'self' 'sha256-" in policy
-

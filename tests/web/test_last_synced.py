@@ -1,4 +1,4 @@
-""""Last synced" moves whenever a sync ran; student pages flash once, never from the address."""
+"""The students table's "last synced" moves whenever a sync ran; its messages show once."""
 
 from __future__ import annotations
 
