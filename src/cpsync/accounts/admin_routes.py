@@ -157,7 +157,8 @@ async def delete_user(
     form = await request.form()
     try:
         user = await admin.deletable(user_id)
-        if form.get("confirm_email", "") != user.email:
+        typed = form.get("confirm_email")
+        if not isinstance(typed, str) or typed.strip().lower() != user.email:
             raise AccountError("Type the user's email address to confirm.", status_code=422)
         if user.id == admin_user.id:
             raise AccountError("Delete your own account from your account page.", status_code=409)

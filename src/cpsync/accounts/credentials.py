@@ -121,12 +121,11 @@ class CredentialService:
     async def _sign_up_invited(self, token: str, password: str, mode: SignupMode) -> SignupResult:
         if mode == SignupMode.CLOSED:
             raise SignupClosedError(_closed_message(mode))
-        invite = await self._valid(token, TokenPurpose.INVITE)
+        invite = await self._take(token, TokenPurpose.INVITE)
         if await self._repo.user_by_email(invite.email) is not None:
             raise AccountError("This address already has an account: sign in instead.")
         # The link went to this address (or the admin handed it over): it is vouched for.
         user = await self._accounts.create_user(invite.email, password, Role(invite.role))
-        await self._repo.delete_email_token(invite.token_hash)
         return SignupResult(signed_in=user)
 
     # Verification
@@ -147,7 +146,7 @@ class CredentialService:
         await self._valid(token, TokenPurpose.VERIFY_EMAIL)
 
     async def verify_email(self, token: str) -> User:
-        row = await self._valid(token, TokenPurpose.VERIFY_EMAIL)
+        row = await self._take(token, TokenPurpose.VERIFY_EMAIL)
         user = await self._user_of(row)
         user.email_verified_at = user.email_verified_at or self._clock()
         await self._repo.delete_email_tokens(TokenPurpose.VERIFY_EMAIL, user.id)
@@ -172,7 +171,7 @@ class CredentialService:
     async def reset_password(self, token: str, password: str) -> User:
         """New password; every session of the account ends. Following the emailed link
         also proves the address."""
-        row = await self._valid(token, TokenPurpose.RESET_PASSWORD)
+        row = await self._take(token, TokenPurpose.RESET_PASSWORD)
         user = await self._user_of(row)
         if user.disabled:
             raise InvalidLinkError()
@@ -238,6 +237,14 @@ class CredentialService:
         if row is None or not hmac.compare_digest(stored, wanted):
             raise InvalidLinkError()
         if row.purpose != purpose or row.expires_at <= self._clock():
+            raise InvalidLinkError()
+        return row
+
+    async def _take(self, token: str, purpose: TokenPurpose) -> EmailToken:
+        """Validate and use up a token. The delete is the claim: of two requests racing
+        with the same link, only the one whose delete removed the row goes on."""
+        row = await self._valid(token, purpose)
+        if not await self._repo.claim_email_token(row.token_hash):
             raise InvalidLinkError()
         return row
 

@@ -22,12 +22,12 @@ class AccountMail:
 
     public_url: str
 
-    def link(self, path: str, token: str | None = None) -> str:
-        query = f"?{urlencode({'token': token})}" if token else ""
-        return f"{self.public_url.rstrip('/')}{path}{query}"
+    def link(self, path: str, **query: str) -> str:
+        suffix = f"?{urlencode(query)}" if query else ""
+        return f"{self.public_url.rstrip('/')}{path}{suffix}"
 
     def verify(self, to: str, token: str) -> Email:
-        url = self.link("/account/verify", token)
+        url = self.link("/account/verify", token=token)
         return render_email("account_verify", to, "Confirm your email address", {"url": url})
 
     def signup_attempt(self, to: str) -> Email:
@@ -37,7 +37,7 @@ class AccountMail:
         )
 
     def reset(self, to: str, token: str, valid_minutes: int) -> Email:
-        context = {"url": self.link("/signin/reset", token), "valid_minutes": valid_minutes}
+        context = {"url": self.link("/signin/reset", token=token), "valid_minutes": valid_minutes}
         return render_email("account_reset", to, "Reset your cpsync password", context)
 
     def invite(self, to: str, token: str, role: str, valid_days: int) -> Email:
@@ -45,7 +45,7 @@ class AccountMail:
         return render_email("account_invite", to, "You are invited to cpsync", context)
 
     def invite_url(self, token: str) -> str:
-        return self.link("/signup", None) + "?" + urlencode({"invite": token})
+        return self.link("/signup", invite=token)
 
 
 async def deliver(mailer: Mailer, emails: Sequence[Email]) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cpsync.accounts.models import (
@@ -75,6 +76,12 @@ class AccountRepository:
 
     async def delete_email_token(self, token_hash: str) -> None:
         await self._session.execute(delete(EmailToken).where(EmailToken.token_hash == token_hash))
+
+    async def claim_email_token(self, token_hash: str) -> bool:
+        """Delete the token; True only for the one transaction whose delete removed it."""
+        statement = delete(EmailToken).where(EmailToken.token_hash == token_hash)
+        result = cast(CursorResult[Any], await self._session.execute(statement))
+        return result.rowcount == 1
 
     async def delete_email_tokens(self, purpose: str, user_id: int) -> None:
         await self._session.execute(

@@ -143,7 +143,7 @@ async def signup(
     background.add_task(deliver, mailer, result.emails)
     if result.signed_in is not None:
         return await _signed_in(
-            request, context, accounts, result.signed_in, visitor.session_token, "/calendar"
+            request, context, accounts, result.signed_in, visitor.session_token, HOME_AFTER_SIGNIN
         )
     # The same answer whether or not the address already had an account (no enumeration).
     target = "/signup/sent" if credentials.email_enabled else "/signin?notice=created"
