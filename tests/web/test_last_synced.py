@@ -74,7 +74,10 @@ async def test_a_sync_that_changed_nothing_still_moves_last_synced(
         clock.advance(timedelta(days=1, hours=3))
         assert (await http.post("/students/sync", data={"csrf_token": token})).status_code == 303
         await app.state.students.wait_idle()
-        assert "21 Nov 2026, 15:00 UTC" in last_synced_cell((await http.get("/students")).text)
+        page = (await http.get("/students")).text
+        assert "21 Nov 2026, 15:00 UTC" in last_synced_cell(page)
+        # The page's lead names the run in the viewer's zone too (app.js localises it).
+        assert 'last <time datetime="2026-11-21T15:00:00Z" data-format="datetime">' in page
 
 
 async def test_student_messages_show_once_and_the_address_cannot_make_one_up(
