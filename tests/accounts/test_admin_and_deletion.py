@@ -19,6 +19,7 @@ from cpsync.accounts.models import (
     User,
     UserSession,
 )
+from cpsync.accounts.sessions import SESSION_COOKIE
 from cpsync.calendars.models import CalendarLink
 from cpsync.db import Base
 from cpsync.settings import Settings
@@ -294,3 +295,50 @@ async def test_deleting_a_user_leaves_nothing_of_them(
     async with make_client(app, ip="198.51.100.25") as stranger:
         refused = await sign_in(stranger, "coach@example.com")
         assert refused.status_code == 401
+
+
+async def test_an_unconfirmed_address_cannot_be_made_coach_or_admin(
+    app: FastAPI, client: WebClient
+) -> None:
+    token = await admin_client(app, client)
+    member = await create_user(app, "ada@example.com")
+    async with app.state.cpsync.db.session() as session:
+        stored = await session.get(User, member.id)
+        assert stored is not None
+        stored.email_verified_at = None
+        await session.commit()
+    assert "unconfirmed</span>" in (await client.get("/admin")).text
+    answer = await client.post(
+        f"/admin/users/{member.id}/role", data={"role": "coach", "csrf_token": token}
+    )
+    assert answer.status_code == 409
+    assert f'id="user-{member.id}-error"' in answer.text
+    assert "need a confirmed email address" in answer.text
+    async with app.state.cpsync.db.session() as session:
+        stored = await session.get(User, member.id)
+        assert stored is not None
+        assert stored.role == "member"
+
+
+async def test_an_account_without_password_confirms_deletion_by_typing_its_address(
+    app: FastAPI, client: WebClient
+) -> None:
+    context = app.state.cpsync
+    async with context.db.session() as session:
+        accounts = context.accounts(session)
+        user = await accounts.create_user("g@example.com", None)  # signs in with Google
+        cookie = await accounts.start_session(user)
+        await session.commit()
+    client.cookies.set(SESSION_COOKIE, cookie, domain="testserver.local")
+    page = await client.get("/account")
+    assert "Type your email address, to confirm" in page.text
+    token = csrf_of(page)
+    wrong = await client.post(
+        "/account/delete", data={"email": "x@example.com", "csrf_token": token}
+    )
+    assert wrong.status_code == 422
+    answer = await client.post(
+        "/account/delete", data={"email": " G@example.com ", "csrf_token": token}
+    )
+    assert answer.headers["location"] == "/signin?notice=deleted"
+    assert await count(app, User) == 0
