@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
     google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
     google_userinfo_url: str = "https://openidconnect.googleapis.com/v1/userinfo"
+    google_revoke_url: str = "https://oauth2.googleapis.com/revoke"
 
     # Student tracking (cpsync.students). No cron secret: no `POST /cron/sync` route.
     smtp_url: str = ""

@@ -42,6 +42,7 @@ class FakeGoogle:
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     access_tokens: dict[str, Account] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)
     base_url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,6 +53,7 @@ class FakeGoogle:
             "google_authorize_url": f"{self.base_url}/authorize",
             "google_token_url": f"{self.base_url}/token",
             "google_userinfo_url": f"{self.base_url}/userinfo",
+            "google_revoke_url": f"{self.base_url}/revoke",
         }
 
     # /authorize
@@ -197,7 +199,13 @@ def _handler(fake: FakeGoogle) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-            if urlsplit(self.path).path != "/token":
+            path = urlsplit(self.path).path
+            if path == "/revoke":
+                # Google answers 200 for a token it knew, 400 for one it did not.
+                fake.revoked.append(form.get("token", ""))
+                self._answer((200, {}, b""))
+                return
+            if path != "/token":
                 self._answer((404, {}, b""))
                 return
             self._answer(fake.token(form, self.headers.get("Authorization")))

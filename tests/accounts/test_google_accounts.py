@@ -6,9 +6,11 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
 from cpsync.accounts.models import SiteSetting, User
-from tests.accounts.test_google import consent, fake, google_app, start
+from cpsync.accounts.service import REFRESH_TOKEN_PURPOSE
+from tests.accounts.fake_google import FakeGoogle
+from tests.accounts.test_google import consent, fake, google_app, links, start
 from tests.recordings import RECORDED_AT
-from tests.web.conftest import PASSWORD, create_user, make_client, sign_in
+from tests.web.conftest import PASSWORD, create_user, csrf_of, make_client, sign_in
 
 __all__ = ["fake", "google_app"]
 
@@ -60,3 +62,21 @@ async def test_a_disabled_account_cannot_sign_in_with_google(google_app: FastAPI
         assert answer.status_code == 400
         assert "disabled by an admin" in answer.text
         assert (await http.get("/api/v1/me")).status_code == 401
+
+
+async def test_deleting_an_account_revokes_its_google_grant(
+    google_app: FastAPI, fake: FakeGoogle
+) -> None:
+    async with make_client(google_app) as http:
+        assert (await http.get(consent(await start(http), "allow"))).status_code == 303
+        [link] = await links(google_app)
+        assert link.refresh_token_encrypted is not None
+        keyring = google_app.state.cpsync.keyring
+        refresh_token = keyring.decrypt(link.refresh_token_encrypted, REFRESH_TOKEN_PURPOSE)
+        page = await http.get("/account")
+        answer = await http.post(
+            "/account/delete", data={"email": "ada@example.com", "csrf_token": csrf_of(page)}
+        )
+        assert answer.headers["location"] == "/signin?notice=deleted"
+    assert fake.revoked == [refresh_token]
+    assert await links(google_app) == []

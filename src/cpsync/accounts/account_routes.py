@@ -14,6 +14,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
+from cpsync.accounts.admin_routes import delete_everything
 from cpsync.accounts.credentials import InvalidLinkError, WrongPasswordError
 from cpsync.accounts.deps import AdministrationDep, CredentialsDep, MailerDep
 from cpsync.accounts.mail import deliver
@@ -185,6 +186,7 @@ def _link_problem(request: Request, kind: str, exc: InvalidLinkError) -> Respons
 @router.post("/account/delete")
 async def delete_account(
     request: Request,
+    background: BackgroundTasks,
     context: ContextDep,
     session: SessionDep,
     admin: AdministrationDep,
@@ -198,9 +200,7 @@ async def delete_account(
         await admin.confirm_own_deletion(user, _text(form, "password"), _text(form, "email"))
     except AccountError as exc:
         return await _account_page(request, user, None, exc.status_code, exc.message)
-    link_ids = await admin.calendar_links(user.id)
-    await session.commit()  # see Administration.delete: the calendars write on their own
-    await admin.delete(user, link_ids, calendars.service)
+    await delete_everything(request, session, admin, calendars, background, user)
     policy = context.policy
     queue_cookie(
         request.state, cookie_header(SESSION_COOKIE, "", max_age=0, secure=policy.secure_cookies)

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cpsync.accounts import google
 from cpsync.accounts.administration import Administration
 from cpsync.accounts.deps import AdministrationDep, MailerDep
 from cpsync.accounts.mail import deliver
@@ -18,7 +19,7 @@ from cpsync.accounts.models import Role, SignupMode, User
 from cpsync.accounts.schemas import InviteForm, RoleForm, field_errors
 from cpsync.accounts.service import AccountError, AccountService
 from cpsync.accounts.sessions import SESSION_COOKIE
-from cpsync.calendars.web import CalendarWebDep
+from cpsync.calendars.web import CalendarWeb, CalendarWebDep
 from cpsync.jobs import recent_jobs
 from cpsync.web.context import AppContext
 from cpsync.web.deps import AccountsDep, AdminUser, ContextDep, CsrfProtected, SessionDep
@@ -147,6 +148,7 @@ async def disable_user(
 async def delete_user(
     user_id: int,
     request: Request,
+    background: BackgroundTasks,
     context: ContextDep,
     session: SessionDep,
     accounts: AccountsDep,
@@ -164,14 +166,24 @@ async def delete_user(
             raise AccountError("Delete your own account from your account page.", status_code=409)
     except AccountError as exc:
         return await _refused(request, context, session, accounts, admin, user_id, exc)
-    await _delete(session, admin, calendars, user)
+    await delete_everything(request, session, admin, calendars, background, user)
     return RedirectResponse("/admin?notice=deleted", status_code=303)
 
 
-async def _delete(session: AsyncSession, admin: Administration, calendars: Any, user: User) -> None:
-    link_ids = await admin.calendar_links(user.id)
+async def delete_everything(
+    request: Request,
+    session: AsyncSession,
+    admin: Administration,
+    calendars: CalendarWeb,
+    background: BackgroundTasks,
+    user: User,
+) -> None:
+    """Delete the account and all it owns; its Google grants are withdrawn after the answer."""
+    plan = await admin.plan_deletion(user)
     await session.commit()  # see Administration.delete: the calendars write on their own
-    await admin.delete(user, link_ids, calendars.service)
+    await admin.delete(user, plan, calendars.service)
+    settings = request.app.state.cpsync.settings
+    background.add_task(google.revoke, settings, plan.google_tokens)
 
 
 @router.post("/admin/signup-mode")

@@ -10,6 +10,7 @@ students with all their data.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +31,14 @@ class CalendarUnlinker(Protocol):
     """The calendars service's way to drop a link and the credentials it holds."""
 
     async def disconnect(self, user_id: int, link_id: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """What to undo outside the database when an account goes."""
+
+    calendar_link_ids: list[int]
+    google_tokens: list[str]  # to revoke at Google once the account is gone
 
 
 class ConfirmationError(AccountError):
@@ -117,17 +126,17 @@ class Administration:
             raise ConfirmationError("Type your email address exactly as shown.")
         await self.deletable(user.id)
 
-    async def calendar_links(self, user_id: int) -> list[int]:
-        return [link.id for link in await CalendarRepository(self._session).links_of(user_id)]
+    async def plan_deletion(self, user: User) -> Deletion:
+        links = await CalendarRepository(self._session).links_of(user.id)
+        google_tokens = await self._accounts.google_refresh_tokens(user.id)
+        return Deletion([link.id for link in links], google_tokens)
 
-    async def delete(
-        self, user: User, link_ids: Sequence[int], calendars: CalendarUnlinker
-    ) -> None:
+    async def delete(self, user: User, plan: Deletion, calendars: CalendarUnlinker) -> None:
         """Disconnect the calendars, then delete the user; cascades take the rest.
 
         The calendars service writes in its own transaction: the caller commits before,
         so on SQLite (one writer) it does not wait behind this request's own writes."""
-        for link_id in link_ids:
+        for link_id in plan.calendar_link_ids:
             await calendars.disconnect(user.id, link_id)
         await StudentRepository(self._session).delete_runs_of(user.id)
         await self._repo.delete_user(user)

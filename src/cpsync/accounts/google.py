@@ -3,7 +3,8 @@
 `begin` makes a random state and code verifier, keeps them in the cache for ten minutes
 under the state's hash, and returns Google's authorization URL (offline access, so Google
 issues a refresh token). `finish` takes the state back exactly once, exchanges the code
-with the verifier and reads the user's profile.
+with the verifier and reads the user's profile. `revoke` withdraws a deleted account's
+grants.
 
 Authlib's `AsyncOAuth2Client` does its own HTTP (it is an httpx client): this is the one
 sanctioned exception to "every outbound call goes through cpsync.http". Google's endpoint
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +37,7 @@ from cpsync.accounts.service import GoogleProfile, GoogleSignInError
 from cpsync.cache import Cache
 from cpsync.settings import Settings
 
+log = logging.getLogger(__name__)
 SCOPES = "openid email profile"
 STATE_TTL_SECONDS = 600
 STATE_COOKIE = "cpsync_oauth_state"
@@ -118,6 +122,26 @@ async def finish(
     if answer.status_code != 200:
         raise GoogleSignInError("Google did not return your profile; try again.")
     return _profile(answer.json()), _tokens(token)
+
+
+async def revoke(settings: Settings, refresh_tokens: Sequence[str]) -> None:
+    """Ask Google to withdraw each grant. Best effort: the account is deleted either way,
+    so a failure is logged (without the token) and the next token is still tried."""
+    if not refresh_tokens or not settings.google_enabled:
+        return
+    async with _client(settings) as client:
+        for token in refresh_tokens:
+            try:
+                answer = await client.revoke_token(
+                    settings.google_revoke_url,
+                    token=token,
+                    token_type_hint="refresh_token",  # noqa: S106 - a label
+                )
+            except Exception as exc:  # transport trouble arrives as plain httpx errors
+                log.warning("accounts.google.revoke_failed error=%s", type(exc).__name__)
+                continue
+            if answer.status_code != 200:
+                log.warning("accounts.google.revoke_refused status=%s", answer.status_code)
 
 
 def _profile(document: Any) -> GoogleProfile:

@@ -149,6 +149,11 @@ class AccountRepository:
     async def delete_feed_token(self, user_id: int) -> None:
         await self._session.execute(delete(FeedToken).where(FeedToken.user_id == user_id))
 
+    async def oauth_links_of(self, user_id: int) -> Sequence[OAuthLink]:
+        return (
+            await self._session.scalars(select(OAuthLink).where(OAuthLink.user_id == user_id))
+        ).all()
+
     async def oauth_link(self, provider: str, subject: str) -> OAuthLink | None:
         return await self._session.scalar(
             select(OAuthLink).where(OAuthLink.provider == provider, OAuthLink.subject == subject)

@@ -304,6 +304,14 @@ class AccountService:
 
     # Google
 
+    async def google_refresh_tokens(self, user_id: int) -> list[str]:
+        """The user's stored Google refresh tokens, decrypted (to revoke them)."""
+        return [
+            self._keyring.decrypt(link.refresh_token_encrypted, REFRESH_TOKEN_PURPOSE)
+            for link in await self._repo.oauth_links_of(user_id)
+            if link.refresh_token_encrypted
+        ]
+
     async def sign_in_with_google(
         self,
         profile: GoogleProfile,
