@@ -58,7 +58,6 @@ async def _admin_page(
         "signup_mode": await admin.signup_mode(),
         "email_enabled": admin.email_enabled,
         "invites": await admin.pending_invites(),
-        "now": context.clock(),
         "row_errors": {},
         "invite_errors": {},
         "invite_values": {},
