@@ -348,11 +348,14 @@ def test_pages_pass_axe_accessibility_checks(open_page: OpenPage, scheme: str) -
         if violations:
             found[path] = violations
 
-    for path in ("/", "/signin", "/signup", "/no/such/page"):
+    for path in ("/", "/signin", "/signup", "/signin/forgot", "/no/such/page"):
         page.goto(path)
         check(path)
     sign_up(page, new_email(f"axe-{scheme}"))
     check("/calendar")
+    page.goto("/account")
+    check("/account")
+    page.goto("/calendar")
     page.get_by_label("Skip titles matching").fill("(unclosed")
     page.get_by_role("button", name="Save preferences").click()
     page.locator("#exclude_pattern-error").wait_for()
