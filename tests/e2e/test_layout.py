@@ -18,6 +18,7 @@ from cpsync.calendars.models import CalendarLink, SyncRunRow
 from cpsync.clock import utc_now
 from cpsync.db import open_database
 from cpsync.students.models import Student
+from tests.conftest import unavailable
 from tests.e2e.conftest import PASSWORD, LiveApp, PageProblems, run_async
 
 OpenPage = Callable[..., tuple[Any, PageProblems]]
@@ -119,7 +120,7 @@ def test_students_table_fits_with_its_actions_on_screen(
     for control in (
         row.get_by_role("switch"),
         row.get_by_role("link", name="Edit"),
-        row.get_by_role("button", name=re.compile(r"^Sync .+ now$")),
+        row.get_by_role("button", name=re.compile(r"^Sync now for .+")),
     ):
         box = control.bounding_box()
         assert box is not None
@@ -166,4 +167,26 @@ def test_every_text_input_looks_the_same_and_checkboxes_sit_beside_their_labels(
     assert label is not None
     assert label["x"] > box["x"] + box["width"] - 1  # beside the box, not under it
     assert abs((label["y"] + label["height"] / 2) - (box["y"] + box["height"] / 2)) < 8
+    problems.assert_clean()
+
+
+@pytest.mark.parametrize("viewport", [TABLET, PHONE], ids=["768px", "360px"])
+def test_students_and_calendar_sync_pass_axe(
+    seeded: LiveApp, open_page: OpenPage, viewport: dict[str, int]
+) -> None:
+    """The card layouts keep WCAG 2.1 A/AA (contrast included) and axe's best practices."""
+    from tests.e2e.test_pages import AXE, AXE_RUN
+
+    if not AXE.exists():
+        unavailable(f"{AXE} is missing: `make vendor` installs the npm packages")
+    source = AXE.read_text()
+    page, problems = signed_in_page(open_page, viewport)
+    found: dict[str, list[str]] = {}
+    for path in ("/students", "/calendar/sync", "/students/new"):
+        page.goto(path)
+        page.evaluate(source)  # through the DevTools protocol: the page's CSP does not apply
+        violations = page.evaluate(AXE_RUN)
+        if violations:
+            found[path] = violations
+    assert found == {}
     problems.assert_clean()
