@@ -77,6 +77,6 @@ async def test_deleting_an_account_revokes_its_google_grant(
         answer = await http.post(
             "/account/delete", data={"email": "ada@example.com", "csrf_token": csrf_of(page)}
         )
-        assert answer.headers["location"] == "/signin?notice=deleted"
+        assert answer.headers["location"] == "/signin"
     assert fake.revoked == [refresh_token]
     assert await links(google_app) == []

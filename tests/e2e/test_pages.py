@@ -39,7 +39,7 @@ def sign_up(page: Any, email: str) -> None:
     page.get_by_label("Repeat the password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
     # Sign-up answers alike for known and new addresses, so it never signs anyone in.
-    page.wait_for_url("**/signin?notice=created")
+    page.wait_for_url("**/signin")
     sign_in(page, email)
     page.wait_for_url("**/calendar")
 

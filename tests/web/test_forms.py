@@ -67,7 +67,7 @@ async def test_signup_answers_alike_for_a_known_address(app: FastAPI, client: We
     }
     answer = await client.post("/signup", data={**fields, "csrf_token": token})
     assert answer.status_code == 303
-    assert answer.headers["location"] == "/signin?notice=created"
+    assert answer.headers["location"] == "/signin"
     await sign_in(client, "ada@example.com", "a long password")
     assert (await client.get("/api/v1/me")).json()["email"] == "ada@example.com"
     async with make_client(app, ip="198.51.100.3") as other:

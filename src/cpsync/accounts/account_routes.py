@@ -24,16 +24,21 @@ from cpsync.accounts.service import AccountError
 from cpsync.accounts.sessions import SESSION_COOKIE
 from cpsync.calendars.web import CalendarWebDep
 from cpsync.web.deps import ContextDep, CsrfProtected, CurrentUser, SessionDep, VisitorDep
+from cpsync.web.flash import flash_redirect
 from cpsync.web.middleware import cookie_header, queue_cookie
 from cpsync.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[CsrfProtected])
 
-ACCOUNT_NOTICES = {
-    "sent": "We sent a new confirmation link to your address.",
-    "verified": "Your email address is confirmed.",
-    "password": "Your password was changed; your other sessions were signed out.",
-}
+# One-time messages after a redirect (signed cookie; a reload does not repeat them).
+LINK_SENT = "We sent a new confirmation link to your address."
+ADDRESS_CONFIRMED = "Your email address is confirmed."
+PASSWORD_CHANGED = "Your password was changed; your other sessions were signed out."  # noqa: S105
+CONFIRMED_SIGN_IN = "Your email address is confirmed. Sign in to carry on."
+RESET_SIGN_IN = (
+    "Your password was changed and every session was signed out. Sign in with the new password."
+)
+ACCOUNT_DELETED = "Your account and everything it held were deleted."
 
 
 def _text(form: Any, name: str) -> str:
@@ -53,7 +58,6 @@ async def _account_page(
         "user": user,
         "errors": errors or {},
         "delete_error": delete_error,
-        "flash": ACCOUNT_NOTICES.get(request.query_params.get("notice", "")),
     }
     return render(request, "account/settings.html", page, status_code)
 
@@ -65,13 +69,14 @@ async def account_page(request: Request, user: CurrentUser) -> Response:
 
 @router.post("/account/verify/resend")
 async def resend_verification(
+    request: Request,
     background: BackgroundTasks,
     credentials: CredentialsDep,
     mailer: MailerDep,
     user: CurrentUser,
 ) -> Response:
     background.add_task(deliver, mailer, await credentials.resend_verification(user))
-    return RedirectResponse("/account?notice=sent", status_code=303)
+    return flash_redirect(request, "/account", LINK_SENT)
 
 
 @router.get("/account/verify")
@@ -87,8 +92,8 @@ async def verify(request: Request, credentials: CredentialsDep, visitor: Visitor
     except InvalidLinkError as exc:
         return _link_problem(request, "verify", exc)
     if visitor.user is not None and visitor.user.id == user.id:
-        return RedirectResponse("/account?notice=verified", status_code=303)
-    return RedirectResponse("/signin?notice=verified", status_code=303)
+        return flash_redirect(request, "/account", ADDRESS_CONFIRMED)
+    return flash_redirect(request, "/signin", CONFIRMED_SIGN_IN)
 
 
 @router.get("/signin/forgot")
@@ -138,7 +143,7 @@ async def reset(request: Request, credentials: CredentialsDep, visitor: VisitorD
         return render(request, "account/reset.html", page, 422)
     except InvalidLinkError as exc:
         return _link_problem(request, "reset", exc)
-    return RedirectResponse("/signin?notice=reset", status_code=303)
+    return flash_redirect(request, "/signin", RESET_SIGN_IN)
 
 
 @router.post("/account/password")
@@ -161,7 +166,7 @@ async def change_password(
         return await _account_page(request, user, field_errors(exc), 422)
     except WrongPasswordError as exc:
         return await _account_page(request, user, {"current_password": exc.message}, 422)
-    return RedirectResponse("/account?notice=password", status_code=303)
+    return flash_redirect(request, "/account", PASSWORD_CHANGED)
 
 
 async def _token_page(
@@ -205,4 +210,4 @@ async def delete_account(
     queue_cookie(
         request.state, cookie_header(SESSION_COOKIE, "", max_age=0, secure=policy.secure_cookies)
     )
-    return RedirectResponse("/signin?notice=deleted", status_code=303)
+    return flash_redirect(request, "/signin", ACCOUNT_DELETED)

@@ -23,18 +23,17 @@ from cpsync.calendars.web import CalendarWeb, CalendarWebDep
 from cpsync.jobs import recent_jobs
 from cpsync.web.context import AppContext
 from cpsync.web.deps import AccountsDep, AdminUser, ContextDep, CsrfProtected, SessionDep
+from cpsync.web.flash import flash_redirect
 from cpsync.web.middleware import cookie_header, queue_cookie
 from cpsync.web.pages import platform_health
 from cpsync.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[CsrfProtected])
 
-ADMIN_NOTICES = {
+# The contest refresh button (cpsync.web.pages) still reports through the address.
+REFRESH_NOTICES = {
     "started": "A contest refresh has started; reload in a moment to see it below.",
     "busy": "A refresh is already running.",
-    "mode": "The sign-up mode was saved.",
-    "revoked": "The invite link no longer works.",
-    "deleted": "The user and everything they owned were deleted.",
 }
 
 
@@ -47,14 +46,13 @@ async def _admin_page(
     extra: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Response:
-    notice = request.query_params.get("refresh") or request.query_params.get("notice") or ""
     page = {
         "nav": "admin",
         "users": await accounts.users(),
         "health": await platform_health(session, context),
         "jobs": await recent_jobs(session),
         "refresh_running": context.scheduler.running,
-        "flash": ADMIN_NOTICES.get(notice),
+        "flash": REFRESH_NOTICES.get(request.query_params.get("refresh", "")),
         "signup_mode": await admin.signup_mode(),
         "email_enabled": admin.email_enabled,
         "invites": await admin.pending_invites(),
@@ -166,7 +164,7 @@ async def delete_user(
     except AccountError as exc:
         return await _refused(request, context, session, accounts, admin, user_id, exc)
     await delete_everything(request, session, admin, calendars, background, user)
-    return RedirectResponse("/admin?notice=deleted", status_code=303)
+    return flash_redirect(request, "/admin", "The user and everything they owned were deleted.")
 
 
 async def delete_everything(
@@ -195,7 +193,7 @@ async def set_signup_mode(
     except ValueError as exc:
         raise AccountError("Choose open, invite-only or closed.", status_code=422) from exc
     await admin.set_signup_mode(mode)
-    return RedirectResponse("/admin?notice=mode", status_code=303)
+    return flash_redirect(request, "/admin", "The sign-up mode was saved.")
 
 
 @router.post("/admin/invites")
@@ -233,4 +231,4 @@ async def revoke_invite(
 ) -> Response:
     token_hash = (await request.form()).get("invite") or ""
     await admin.revoke_invite(str(token_hash))
-    return RedirectResponse("/admin?notice=revoked", status_code=303)
+    return flash_redirect(request, "/admin", "The invite link no longer works.")

@@ -26,6 +26,7 @@ from cpsync.accounts.service import (
 from cpsync.accounts.sessions import PRESESSION_COOKIE, SESSION_COOKIE
 from cpsync.web.context import AppContext
 from cpsync.web.deps import AccountsDep, ContextDep, CsrfProtected, CurrentUser, VisitorDep
+from cpsync.web.flash import flash_redirect
 from cpsync.web.middleware import cookie_header, queue_cookie
 from cpsync.web.templating import render
 
@@ -146,8 +147,9 @@ async def signup(
             request, context, accounts, result.signed_in, visitor.session_token, HOME_AFTER_SIGNIN
         )
     # The same answer whether or not the address already had an account (no enumeration).
-    target = "/signup/sent" if credentials.email_enabled else "/signin?notice=created"
-    return RedirectResponse(target, status_code=303)
+    if credentials.email_enabled:
+        return RedirectResponse("/signup/sent", status_code=303)
+    return flash_redirect(request, "/signin", SIGNED_UP)
 
 
 @router.get("/signup/sent")
@@ -167,20 +169,16 @@ async def _signin_page(
         "errors": errors,
         "values": values,
         "bootstrap_needed": await accounts.bootstrap_needed(),
-        "flash": SIGNIN_NOTICES.get(request.query_params.get("notice", "")),
     }
     return render(request, "signin.html", page, status_code)
 
 
-# Fixed texts by code: a query string never puts its own words on the page.
-SIGNIN_NOTICES = {
-    "created": "If this address was new, your account is ready: sign in with it. "
-    "If it already had an account, sign in with that account's password.",
-    "verified": "Your email address is confirmed. Sign in to carry on.",
-    "reset": "Your password was changed and every session was signed out. Sign in with "
-    "the new password.",
-    "deleted": "Your account and everything it held were deleted.",
-}
+# Shown once on the sign-in page (no SMTP: sign-up cannot say more without telling
+# whether the address was already registered).
+SIGNED_UP = (
+    "If this address was new, your account is ready: sign in with it. If it already had "
+    "an account, sign in with that account's password."
+)
 
 
 @router.get("/signin")
