@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cpsync.cron import valid_cron
 from cpsync.locks import MemoryLocks
-from cpsync.scheduler import ScheduledJob, Scheduler, valid_cron
+from cpsync.scheduler import ScheduledJob, Scheduler
 from tests.recordings import MutableClock
 
 

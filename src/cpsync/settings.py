@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cpsync.cron import CronError, check_cron
+
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "cpsync"
@@ -118,8 +120,6 @@ class Settings(BaseSettings):
     @field_validator("reconcile_cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        # Imported here: the scheduler module imports the database layer, which imports us.
-        from cpsync.scheduler import CronError, check_cron
 
         try:
             return check_cron(value, datetime.now(UTC))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cpsync.scheduler import CronError, check_cron
+from cpsync.cron import CronError, check_cron
 from cpsync.students.schedule import (
     Picker,
     ScheduleError,

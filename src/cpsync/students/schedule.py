@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from cpsync.scheduler import CronError, ScheduledJob, check_cron, previous_run
+from cpsync.cron import CronError, check_cron, previous_run
+from cpsync.scheduler import ScheduledJob
 
 FREQUENCIES = ("daily", "hours", "weekly", "custom")
 EVERY_HOURS = (1, 2, 3, 4, 6, 8, 12)
