@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cpsync.errors import PermanentError, RetriableError
 from cpsync.http import (
     HttpClient,
     PermanentUpstreamError,
@@ -105,6 +106,22 @@ async def test_other_4xx_is_not_retried(server: ReplayServer, status: int) -> No
         with pytest.raises(PermanentUpstreamError):
             await http.request("GET", url)
     assert hits(server) == 1
+
+
+async def test_callers_tell_retriable_from_permanent_by_the_shared_error_tree(
+    server: ReplayServer,
+) -> None:
+    """Code outside http.py (a task that schedules its retry) needs only cpsync.errors."""
+    busy = route(server, Reply(429, headers={"Retry-After": "7"}))
+    async with HttpClient(client_settings(http_max_retries=0)) as http:
+        with pytest.raises(RetriableError) as retriable:
+            await http.request("GET", busy)
+        server.routes[("GET", "/gone")] = [Reply(404)]
+        with pytest.raises(PermanentError) as permanent:
+            await http.request("GET", f"{server.base_url}/gone")
+    assert retriable.value.retry_after == 7.0
+    assert isinstance(permanent.value, PermanentUpstreamError)
+    assert permanent.value.upstream_status == 404
 
 
 async def test_timeout_is_retried_then_reported(server: ReplayServer) -> None:

@@ -9,11 +9,12 @@ A client that calls URLs users typed (a CalDAV collection) is built with
 `transport=cpsync.outbound.GuardedTransport(...)`: every request and redirect hop then
 passes the outbound rule, and a refusal (`DestinationRefusedError`) comes out unretried.
 
-Errors:
+Errors (their place in the whole tree is drawn in `cpsync.errors`):
 
-    UpstreamError (CpsyncError)
-    ├── RetriableUpstreamError     network error, timeout, 429, 5xx; `retry_after` if the site said
-    └── PermanentUpstreamError     any other 4xx
+    UpstreamError (CpsyncError)    the site's `upstream_status` and `body`, when it answered
+    ├── RetriableUpstreamError     also a RetriableError: network error, timeout, 429, 5xx;
+    │                              `retry_after` if the site said
+    └── PermanentUpstreamError     also a PermanentError: any other 4xx
         └── ResponseTooLargeError  the body passed the size cap
 """
 
@@ -32,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from cpsync.errors import CpsyncError
+from cpsync.errors import CpsyncError, PermanentError, RetriableError
 from cpsync.settings import Settings
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -40,19 +41,15 @@ Sleep = Callable[[float], Awaitable[None]]
 
 class UpstreamError(CpsyncError):
     """`upstream_status` and `body` hold the site's answer, when there was one: APIs such
-    as Codeforces explain a 400 or 503 in the body."""
+    as Codeforces explain a 400 or 503 in the body. Raised only as one of its two
+    subclasses, which say whether a retry can help."""
 
     status_code = 502
-
-    def __init__(
-        self, message: str, *, upstream_status: int | None = None, body: bytes = b""
-    ) -> None:
-        super().__init__(message)
-        self.upstream_status = upstream_status
-        self.body = body
+    upstream_status: int | None
+    body: bytes
 
 
-class RetriableUpstreamError(UpstreamError):
+class RetriableUpstreamError(UpstreamError, RetriableError):
     def __init__(
         self,
         message: str,
@@ -61,12 +58,18 @@ class RetriableUpstreamError(UpstreamError):
         body: bytes = b"",
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, upstream_status=upstream_status, body=body)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after)
+        self.upstream_status = upstream_status
+        self.body = body
 
 
-class PermanentUpstreamError(UpstreamError):
-    pass
+class PermanentUpstreamError(UpstreamError, PermanentError):
+    def __init__(
+        self, message: str, *, upstream_status: int | None = None, body: bytes = b""
+    ) -> None:
+        super().__init__(message)
+        self.upstream_status = upstream_status
+        self.body = body
 
 
 class ResponseTooLargeError(PermanentUpstreamError):
