@@ -69,7 +69,7 @@ def serve(settings_values: dict[str, Any], port: int) -> None:
     import uvicorn
     from fastapi.responses import PlainTextResponse
 
-    from cpsync.web.app import create_app
+    from cpsync.app import create_app
 
     settings = Settings(_env_file=None, **settings_values)
     app = create_app(settings)

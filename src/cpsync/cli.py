@@ -310,7 +310,7 @@ def serve(
     """Serve the web app and refresh contests on a schedule."""
     import uvicorn
 
-    from cpsync.web.app import create_app
+    from cpsync.app import create_app
 
     runtime: Runtime = ctx.obj
     settings = runtime.settings

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from cpsync.db import Database
 from cpsync.settings import Settings
-from cpsync.web.app import create_app
+from cpsync.app import create_app
 from tests.recordings import MutableClock
 from tests.smtp_receiver import Inbox, smtp_receiver
 from tests.web.conftest import (

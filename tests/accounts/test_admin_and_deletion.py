@@ -24,7 +24,7 @@ from cpsync.calendars.models import CalendarLink
 from cpsync.db import Base
 from cpsync.settings import Settings
 from cpsync.students.models import Student, StudentRating, StudentSyncRun
-from cpsync.web.app import create_app
+from cpsync.app import create_app
 from tests.accounts.conftest import link_in, messages_to
 from tests.recordings import RECORDED_AT, MutableClock
 from tests.smtp_receiver import Inbox

@@ -15,7 +15,7 @@ from cpsync.calendars.models import CalendarLink
 from cpsync.cli import app as cli
 from cpsync.runtime import Runtime
 from cpsync.settings import Settings
-from cpsync.web.app import create_app
+from cpsync.app import create_app
 from tests.recordings import MutableClock
 from tests.web.conftest import make_client
 

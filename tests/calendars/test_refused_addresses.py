@@ -29,7 +29,7 @@ from cpsync.http import HttpClient
 from cpsync.locks import MemoryLocks
 from cpsync.outbound import GuardedTransport, OutboundGuard, OutboundPolicy
 from cpsync.settings import Settings
-from cpsync.web.app import create_app
+from cpsync.app import create_app
 from tests.calendars.conftest import read_collection
 from tests.calendars.service_support import (
     NOW,

@@ -21,7 +21,7 @@ from cpsync.calendars.web import install_calendars
 from cpsync.contests.merge import ChangeKind
 from cpsync.contests.service import RefreshReport
 from cpsync.settings import Settings
-from cpsync.web.app import create_app
+from cpsync.app import create_app
 from tests.calendars.service_support import NOW, add_contests
 from tests.net import free_port
 from tests.web.conftest import WebClient, cheap_argon2, create_user, csrf_of, make_client, sign_in

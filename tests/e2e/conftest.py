@@ -170,7 +170,7 @@ def chromium_path() -> Path:
 
 @pytest.fixture(scope="session")
 def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
-    from cpsync.web.app import create_app
+    from cpsync.app import create_app
 
     data_dir = tmp_path_factory.mktemp("e2e-data")
     port = free_port()

@@ -49,7 +49,7 @@ async def seed_coach(settings: Settings) -> None:
 
 @pytest.fixture(scope="module")
 def students_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from cpsync.web.app import create_app
+    from cpsync.app import create_app
 
     now = datetime.now(UTC)
     problems = catalogue(60)

@@ -31,7 +31,7 @@ def codeforces() -> SimulatedCodeforces:
 def server_url(
     tmp_path_factory: pytest.TempPathFactory, codeforces: SimulatedCodeforces
 ) -> Iterator[str]:
-    from cpsync.web.app import create_app
+    from cpsync.app import create_app
 
     data_dir: Path = tmp_path_factory.mktemp("e2e-import")
     port = free_port()

@@ -12,7 +12,7 @@ from cpsync.settings import Settings
 from cpsync.students.routes import build_router
 from cpsync.students.runtime import StudentsRuntime
 from cpsync.students.throttle import Throttle
-from cpsync.web.app import create_app
+from cpsync.app import create_app
 from tests.recordings import MutableClock
 
 from .simulated_codeforces import SimulatedCodeforces

@@ -109,7 +109,7 @@ async def test_health_probes(client: WebClient) -> None:
 
 
 async def test_readyz_reports_an_unreachable_cache(database, web_settings, clock) -> None:
-    from cpsync.web.app import create_app
+    from cpsync.app import create_app
     from tests.web.conftest import make_client
 
     settings = web_settings.model_copy(

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from cpsync.cache import MemoryCache, RedisCache
 from cpsync.settings import Settings
-from cpsync.web.app import create_app
+from cpsync.app import create_app
 from cpsync.web.middleware import client_ip, parse_trusted_proxies
 from cpsync.web.ratelimit import CacheWindowLimiter
 from tests.recordings import MutableClock

@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from cpsync.settings import Settings
-from cpsync.web.app import create_app
+from cpsync.app import create_app
 from cpsync.web.middleware import client_ip, parse_trusted_proxies
 from tests.net import free_port
 from tests.recordings import MutableClock

@@ -13,7 +13,7 @@ from sqlalchemy import event, text
 
 from cpsync.db import Database, open_database
 from cpsync.settings import Settings
-from cpsync.web.app import create_app
+from cpsync.app import create_app
 from tests.recordings import MutableClock
 from tests.web.conftest import create_user, make_client, sign_in
 

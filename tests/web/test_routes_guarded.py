@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 
 from cpsync.accounts.models import Role
-from cpsync.web.app import create_app
+from cpsync.app import create_app
 from tests.web.conftest import WebClient, create_user, csrf_of, make_client, sign_in
 
 SAFE = {"GET", "HEAD", "OPTIONS"}

@@ -23,7 +23,7 @@ from cpsync.accounts.sessions import SESSION_COOKIE, SessionPolicy, token_hash
 from cpsync.clock import utc_now
 from cpsync.db import open_database
 from cpsync.settings import Settings
-from cpsync.web.app import create_app
+from cpsync.app import create_app
 
 
 async def _seed(settings: Settings) -> tuple[str, str]:

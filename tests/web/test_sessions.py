@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from cpsync.accounts.models import Role, UserSession
 from cpsync.accounts.sessions import SESSION_COOKIE, token_hash
-from cpsync.web.app import create_app
+from cpsync.app import create_app
 from tests.recordings import MutableClock
 from tests.web.conftest import PASSWORD, WebClient, create_user, csrf_of, make_client, sign_in
 
