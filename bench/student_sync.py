@@ -55,7 +55,7 @@ from cpsync.db import Database, open_database
 from cpsync.http import HttpClient
 from cpsync.locks import MemoryLocks
 from cpsync.settings import Settings
-from cpsync.students.codeforces import CodeforcesClient, CodeforcesClientConfig
+from cpsync.students.codeforces_client import CodeforcesClient, CodeforcesClientConfig
 from cpsync.students.dashboard_service import drop_student_stats
 from cpsync.students.models import Student
 from cpsync.students.reminder_service import ReminderService

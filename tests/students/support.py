@@ -15,7 +15,7 @@ from cpsync.http import HttpClient
 from cpsync.locks import MemoryLocks
 from cpsync.notify.email import Email
 from cpsync.settings import Settings
-from cpsync.students.codeforces import CodeforcesClient, CodeforcesClientConfig
+from cpsync.students.codeforces_client import CodeforcesClient, CodeforcesClientConfig
 from cpsync.students.models import Student
 from cpsync.students.reminder_service import ReminderService
 from cpsync.students.sync_service import StudentSyncService, SyncConfig

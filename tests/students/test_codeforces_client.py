@@ -10,10 +10,8 @@ import pytest
 
 from cpsync.http import HttpClient
 from cpsync.settings import Settings
-from cpsync.students.codeforces import (
+from cpsync.students.codeforces_api import (
     CallLimitError,
-    CodeforcesClient,
-    CodeforcesClientConfig,
     CodeforcesFailedError,
     CodeforcesPermanentError,
     CodeforcesUnavailableError,
@@ -21,6 +19,7 @@ from cpsync.students.codeforces import (
     UnreadableAnswerError,
     user_info_url,
 )
+from cpsync.students.codeforces_client import CodeforcesClient, CodeforcesClientConfig
 from tests.replay import ReplayServer, Reply, replay_server
 
 from .conftest import OWN, read_cassette, recording

@@ -11,19 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cpsync.http import HttpResponse, PermanentUpstreamError, RetriableUpstreamError, UpstreamError
-from cpsync.students.codeforces import (
+from cpsync.students.codeforces_api import (
     CodeforcesError,
     CodeforcesRetriableError,
-    answer_result,
     handle_batches,
     parse_problem_catalogue,
     parse_rating_changes,
     parse_submissions,
     parse_user_infos,
     unique_handles,
-    upstream_error,
     user_info_url,
 )
+from cpsync.students.codeforces_client import answer_result, upstream_error
 
 FUZZ = settings(max_examples=50, deadline=None, database=None)
 PARSERS: dict[str, Callable[[bytes], Any]] = {

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cpsync.students.codeforces import (
+from cpsync.students.codeforces_api import (
     CallLimitError,
     CodeforcesFailedError,
     HandleNotFoundError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cpsync.http import HttpClient
 from cpsync.settings import Settings
-from cpsync.students.codeforces import OUT_OF_TIME, CodeforcesClient, CodeforcesClientConfig
+from cpsync.students.codeforces_client import OUT_OF_TIME, CodeforcesClient, CodeforcesClientConfig
 
 from .simulated_codeforces import SimulatedCodeforces, SimUser
 from .support import SIM_BASE, CountingThrottle, no_sleep

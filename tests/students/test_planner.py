@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpsync.students.codeforces import Submission, UserInfo, UserLookup
+from cpsync.students.codeforces_api import Submission, UserInfo, UserLookup
 from cpsync.students.planner import (
     PageRequest,
     PagingConfig,

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cpsync.students.codeforces import parse_rating_changes, parse_submissions
+from cpsync.students.codeforces_api import parse_rating_changes, parse_submissions
 from cpsync.students.stats import (
     CatalogueProblem,
     HeatmapDay,

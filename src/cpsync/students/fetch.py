@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from cpsync.students.codeforces import RatingChange, Submission
+from cpsync.students.codeforces_api import RatingChange, Submission
 from cpsync.students.planner import (
     PageRequest,
     PagingConfig,

@@ -29,7 +29,7 @@ from cpsync.cache import Cache
 from cpsync.clock import Clock
 from cpsync.db import Database
 from cpsync.errors import CpsyncError
-from cpsync.students.codeforces import LookupProgress, UserLookup
+from cpsync.students.codeforces_api import LookupProgress, UserLookup
 from cpsync.students.csv_io import (
     Current,
     Outcome,

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cpsync.students.codeforces import Submission, UserInfo, UserLookup
+from cpsync.students.codeforces_api import Submission, UserInfo, UserLookup
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from sqlalchemy import Select, Table, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cpsync.students.codeforces import Problem, RatingChange, Submission
+from cpsync.students.codeforces_api import Problem, RatingChange, Submission
 from cpsync.students.models import (
     CodeforcesProblem,
     ReminderAttempt,

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cpsync.accounts.models import Preferences, Role, User
 from cpsync.clock import Clock
 from cpsync.errors import CpsyncError
-from cpsync.students.codeforces import CodeforcesError, UserLookup
+from cpsync.students.codeforces_api import CodeforcesError, UserLookup
 from cpsync.students.models import Student, StudentRating, StudentSubmission
 from cpsync.students.repository import StudentRepository
 from cpsync.students.schemas import StudentInput

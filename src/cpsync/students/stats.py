@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from itertools import pairwise
 from statistics import fmean
 
-from cpsync.students.codeforces import RatingChange, Submission
+from cpsync.students.codeforces_api import RatingChange, Submission
 
 CONTEST_PERIODS: tuple[int | None, ...] = (30, 90, 365, None)
 PROBLEM_PERIODS: tuple[int | None, ...] = (7, 30, 90, None)

@@ -32,7 +32,7 @@ from cpsync.cache import Cache
 from cpsync.clock import Clock
 from cpsync.db import Database
 from cpsync.locks import Locks, new_owner
-from cpsync.students.codeforces import (
+from cpsync.students.codeforces_api import (
     CodeforcesError,
     CodeforcesRetriableError,
     ProblemCatalogue,
@@ -51,6 +51,7 @@ from cpsync.students.planner import (
     StudentPlan,
     plan_sync,
 )
+from cpsync.students.reminder_service import ReminderCounts
 from cpsync.students.repository import StudentRepository
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class CodeforcesReads(Protocol):
 class AfterSync(Protocol):
     """Runs once a run has stored everything (the inactivity check)."""
 
-    async def __call__(self, student_ids: Sequence[int]) -> dict[str, int]: ...
+    async def __call__(self, student_ids: Sequence[int]) -> ReminderCounts: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +185,8 @@ class StudentSyncService:
                 progress(done, total)
         if self._after_sync is not None and current:
             reminded = await self._after_sync(current)
-            counts.reminders_sent = reminded.get("sent", 0)
-            counts.reminders_failed = reminded.get("failed", 0)
+            counts.reminders_sent = reminded.sent
+            counts.reminders_failed = reminded.failed
         if lookup.failures and not plan.students:
             return "failed"
         return "partial" if counts.errors or counts.unresolved else "done"
