@@ -16,14 +16,21 @@ from pydantic import ValidationError
 
 from cpsync.accounts.admin_routes import delete_everything
 from cpsync.accounts.credentials import InvalidLinkError, WrongPasswordError
-from cpsync.accounts.deps import AdministrationDep, CredentialsDep, MailerDep
+from cpsync.accounts.deps import (
+    AdministrationDep,
+    CredentialsDep,
+    CsrfProtected,
+    CurrentUser,
+    MailerDep,
+    VisitorDep,
+)
 from cpsync.accounts.mail import deliver
 from cpsync.accounts.models import User
 from cpsync.accounts.schemas import ChangePasswordForm, EmailForm, NewPasswordForm, field_errors
 from cpsync.accounts.service import AccountError
 from cpsync.accounts.sessions import SESSION_COOKIE
 from cpsync.calendars.web import CalendarWebDep
-from cpsync.web.deps import ContextDep, CsrfProtected, CurrentUser, SessionDep, VisitorDep
+from cpsync.web.deps import ContextDep, SessionDep
 from cpsync.web.flash import flash_redirect
 from cpsync.web.middleware import cookie_header, queue_cookie
 from cpsync.web.templating import render

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cpsync.accounts import google
 from cpsync.accounts.administration import Administration
-from cpsync.accounts.deps import AdministrationDep, MailerDep
+from cpsync.accounts.deps import AccountsDep, AdministrationDep, AdminUser, CsrfProtected, MailerDep
 from cpsync.accounts.mail import deliver
 from cpsync.accounts.models import Role, SignupMode, User
 from cpsync.accounts.schemas import InviteForm, RoleForm, field_errors
@@ -22,7 +22,7 @@ from cpsync.accounts.sessions import SESSION_COOKIE
 from cpsync.calendars.web import CalendarWeb, CalendarWebDep
 from cpsync.jobs import recent_jobs
 from cpsync.web.context import AppContext
-from cpsync.web.deps import AccountsDep, AdminUser, ContextDep, CsrfProtected, SessionDep
+from cpsync.web.deps import ContextDep, SessionDep
 from cpsync.web.flash import flash_redirect
 from cpsync.web.middleware import cookie_header, queue_cookie
 from cpsync.web.pages import platform_health

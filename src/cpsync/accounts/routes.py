@@ -13,7 +13,14 @@ from cpsync.accounts.account_routes import router as account_router
 from cpsync.accounts.admin_routes import router as admin_router
 from cpsync.accounts.credentials import CredentialService, InvalidLinkError
 from cpsync.accounts.csrf import tokens_match
-from cpsync.accounts.deps import CredentialsDep, MailerDep
+from cpsync.accounts.deps import (
+    AccountsDep,
+    CredentialsDep,
+    CsrfProtected,
+    CurrentUser,
+    MailerDep,
+    VisitorDep,
+)
 from cpsync.accounts.mail import deliver
 from cpsync.accounts.models import SignupMode, User
 from cpsync.accounts.schemas import SigninForm, SignupForm, field_errors
@@ -25,7 +32,7 @@ from cpsync.accounts.service import (
 )
 from cpsync.accounts.sessions import PRESESSION_COOKIE, SESSION_COOKIE
 from cpsync.web.context import AppContext
-from cpsync.web.deps import AccountsDep, ContextDep, CsrfProtected, CurrentUser, VisitorDep
+from cpsync.web.deps import ContextDep
 from cpsync.web.flash import flash_redirect
 from cpsync.web.middleware import cookie_header, queue_cookie
 from cpsync.web.templating import render

@@ -14,11 +14,12 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cpsync.accounts.deps import CsrfProtected, CurrentUser
 from cpsync.calendars.models import CalendarLink
 from cpsync.calendars.repository import CalendarRepository
 from cpsync.calendars.service import CalendarLinkError
 from cpsync.calendars.web import CalendarWeb, CalendarWebDep
-from cpsync.web.deps import ContextDep, CsrfProtected, CurrentUser, SessionDep
+from cpsync.web.deps import ContextDep, SessionDep
 from cpsync.web.flash import flash_redirect
 from cpsync.web.templating import render
 

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from cpsync.accounts.deps import CsrfProtected
 from cpsync.students.dashboard_service import DashboardService, parse_period
 from cpsync.students.deps import CoachUser, RuntimeDep, StudentId, StudentServiceDep
 from cpsync.students.repository import SORTABLE, StudentRepository
 from cpsync.students.schemas import StudentInput, StudentList, StudentOut, SyncStarted
 from cpsync.students.service import StudentFormError, coach_scope, visible_student
 from cpsync.students.stats import CONTEST_PERIODS, PROBLEM_PERIODS
-from cpsync.web.deps import CsrfProtected, ReadSessionDep, SessionDep
+from cpsync.web.deps import ReadSessionDep, SessionDep
 
 router = APIRouter(prefix="/api/v1/students", tags=["students"], dependencies=[CsrfProtected])
 

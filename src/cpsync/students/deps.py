@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
+from cpsync.accounts.deps import CurrentUser
 from cpsync.accounts.models import User
 from cpsync.students.runtime import StudentsRuntime
 from cpsync.students.service import StudentNotFoundError, StudentService, coach_scope
-from cpsync.web.deps import ContextDep, CurrentUser, SessionDep
+from cpsync.web.deps import ContextDep, SessionDep
 
 
 def get_runtime(request: Request, context: ContextDep) -> StudentsRuntime:

@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
+from cpsync.accounts.deps import CsrfProtected
 from cpsync.settings import Settings
 from cpsync.students import api_routes
 from cpsync.students.config import StudentsConfig
@@ -52,7 +53,7 @@ from cpsync.students.views import (
     rank_class,
     return_path,
 )
-from cpsync.web.deps import CsrfProtected, ReadSessionDep, SessionDep
+from cpsync.web.deps import ReadSessionDep, SessionDep
 from cpsync.web.flash import flash_redirect
 from cpsync.web.templating import render
 

@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from cpsync.accounts.deps import AccountsDep, CsrfProtected, CurrentUser
 from cpsync.accounts.schemas import FeedOut, MeOut, PlatformName, PreferencesInput, PreferencesOut
-from cpsync.web.deps import AccountsDep, ContextDep, CsrfProtected, CurrentUser, ReadSessionDep
+from cpsync.web.deps import ContextDep, ReadSessionDep
 from cpsync.web.pages import feed_links, platform_health, upcoming_contests
 from cpsync.web.views import ContestFilters, contest_view, filter_contests
 

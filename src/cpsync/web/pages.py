@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
+from cpsync.accounts.deps import AccountsDep, AdminUser, CsrfProtected, CurrentUser, VisitorDep
 from cpsync.accounts.models import FeedToken, Preferences, User
 from cpsync.accounts.preferences import COLORS
 from cpsync.accounts.schemas import PreferencesInput, field_errors
@@ -21,16 +22,7 @@ from cpsync.contests.repository import ContestRepository
 from cpsync.platforms.registry import PLATFORMS
 from cpsync.settings import Settings
 from cpsync.web.context import AppContext
-from cpsync.web.deps import (
-    AccountsDep,
-    AdminUser,
-    ContextDep,
-    CsrfProtected,
-    CurrentUser,
-    ReadSessionDep,
-    SessionDep,
-    VisitorDep,
-)
+from cpsync.web.deps import ContextDep, ReadSessionDep, SessionDep
 from cpsync.web.feeds import feed_contests
 from cpsync.web.templating import render
 from cpsync.web.views import (
