@@ -19,19 +19,19 @@ from cpsync.accounts.schemas import PreferencesInput, field_errors
 from cpsync.accounts.service import AccountService
 from cpsync.contests.models import Contest
 from cpsync.contests.repository import ContestRepository
-from cpsync.platforms.registry import PLATFORMS
-from cpsync.settings import Settings
-from cpsync.web.context import AppContext
-from cpsync.web.deps import ContextDep, ReadSessionDep, SessionDep
-from cpsync.web.feeds import feed_contests
-from cpsync.web.templating import render
-from cpsync.web.views import (
+from cpsync.contests.views import (
     ContestFilters,
     HealthView,
     contest_view,
     filter_contests,
     health_views,
 )
+from cpsync.platforms.registry import PLATFORMS
+from cpsync.settings import Settings
+from cpsync.web.context import AppContext
+from cpsync.web.deps import ContextDep, ReadSessionDep, SessionDep
+from cpsync.web.feeds import feed_contests
+from cpsync.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[CsrfProtected])
 
