@@ -263,7 +263,7 @@ async def test_many_concurrent_reminder_checks_claim_once(database, world) -> No
     checks = [ReminderService(database, mailer, later).remind([alice]) for _ in range(6)]
     outcomes = await asyncio.gather(*checks)
     assert len(mailer.sent) == 1
-    assert sum(outcome["sent"] for outcome in outcomes) == 1
+    assert sum(outcome.sent for outcome in outcomes) == 1
     assert (await student(database, alice)).reminders_sent == 1
 
 
@@ -277,9 +277,9 @@ async def test_a_failed_reminder_is_retried_by_one_run_only(database, world) -> 
         await service.sync(coach_id=coach)
     mailer = RecordingMailer(fail_times=1)
     later = fixed_clock(NOW + timedelta(days=10))
-    assert (await ReminderService(database, mailer, later).remind([alice]))["failed"] == 1
+    assert (await ReminderService(database, mailer, later).remind([alice])).failed == 1
     retries = [ReminderService(database, mailer, later).remind([alice]) for _ in range(4)]
     outcomes = await asyncio.gather(*retries)
-    assert sum(outcome["sent"] for outcome in outcomes) == 1
+    assert sum(outcome.sent for outcome in outcomes) == 1
     assert len(mailer.sent) == 1
     assert (await student(database, alice)).reminders_sent == 1

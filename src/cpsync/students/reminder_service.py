@@ -41,6 +41,16 @@ class ReminderConfig:
     max_attempts: int = 5
 
 
+@dataclass(frozen=True, slots=True)
+class ReminderCounts:
+    """What one check came to: reminders delivered, deliveries that failed (retried by a
+    later run), and reminders another overlapping sync claimed first (and sends itself)."""
+
+    sent: int = 0
+    failed: int = 0
+    claimed_elsewhere: int = 0
+
+
 def policy_of(settings: StudentSettings | None) -> ReminderPolicy:
     if settings is None:
         return ReminderPolicy()
@@ -60,70 +70,74 @@ class ReminderService:
         self._clock = clock
         self._config = config or ReminderConfig()
 
-    async def __call__(self, student_ids: Sequence[int]) -> dict[str, int]:
+    async def __call__(self, student_ids: Sequence[int]) -> ReminderCounts:
         return await self.remind(student_ids)
 
-    async def remind(self, student_ids: Sequence[int]) -> dict[str, int]:
-        """Check these students, send what is due, retry earlier failures; counts by result."""
-        outcome = {"sent": 0, "failed": 0, "claimed_elsewhere": 0}
+    async def remind(self, student_ids: Sequence[int]) -> ReminderCounts:
+        """Check these students, send what is due, retry earlier failures."""
         claims: list[int] = []
+        claimed_elsewhere = 0
         for student_id in student_ids:
-            claim = await self._claim(student_id)
-            if claim == -1:
-                outcome["claimed_elsewhere"] += 1
-            elif claim is not None:
+            try:
+                claim = await self._claim(student_id)
+            except IntegrityError:
+                log.info("students.reminder.claimed_elsewhere student=%s", student_id)
+                claimed_elsewhere += 1
+                continue
+            if claim is not None:
                 claims.append(claim)
         claims.extend(await self._retriable(student_ids, exclude=claims))
-        for reminder_id in claims:
-            delivered = await self._deliver(reminder_id)
-            outcome["sent" if delivered else "failed"] += 1
-        return outcome
+        delivered = [await self._deliver(reminder_id) for reminder_id in claims]
+        return ReminderCounts(
+            sent=delivered.count(True),
+            failed=delivered.count(False),
+            claimed_elsewhere=claimed_elsewhere,
+        )
 
     async def _claim(self, student_id: int) -> int | None:
-        """The new claim's id; None when nothing is due; -1 when another sync claimed it."""
+        """The new claim's id, or None when nothing is due.
+
+        Raises IntegrityError when another sync claimed the same reminder first.
+        """
         now = self._clock()
-        try:
-            async with self._db.session() as session, session.begin():
-                student = await session.get(Student, student_id)
-                if student is None or not student.reminders_enabled or not student.email:
-                    return None
-                repository = StudentRepository(session)
-                policy = policy_of(await repository.settings_for(student.coach_id))
-                activity = await repository.last_activity(student_id)
-                activities = [
-                    Activity(at, accepted)
-                    for at, accepted in ((activity.any_at, False), (activity.accepted_at, True))
-                    if at is not None
-                ]
-                latest = await repository.latest_reminder(student_id)
-                decision = reminder_decision(
-                    activities,
-                    now=now,
-                    policy=policy,
-                    last_reminder_at=latest.claimed_at if latest else None,
-                    tracked_since=student.created_at,
-                )
-                if not decision.send or decision.inactive_since is None:
-                    return None
-                # The slot follows from the claim the decision was made on, never from a
-                # second read: two runs deciding on the same state pick the same slot, and
-                # the unique constraint lets only one of them through.
-                same_streak = latest is not None and latest.streak_start == decision.inactive_since
-                reminder = StudentReminder(
-                    student_id=student_id,
-                    streak_start=decision.inactive_since,
-                    slot=latest.slot + 1 if latest is not None and same_streak else 0,
-                    kind="first" if decision.reason.startswith("first") else "repeat",
-                    state="pending",
-                    attempts=1,  # the claim is the right to the first attempt
-                    claimed_at=now,
-                )
-                session.add(reminder)
-                await session.flush()
-                return reminder.id
-        except IntegrityError:
-            log.info("students.reminder.claimed_elsewhere student=%s", student_id)
-            return -1
+        async with self._db.session() as session, session.begin():
+            student = await session.get(Student, student_id)
+            if student is None or not student.reminders_enabled or not student.email:
+                return None
+            repository = StudentRepository(session)
+            policy = policy_of(await repository.settings_for(student.coach_id))
+            activity = await repository.last_activity(student_id)
+            activities = [
+                Activity(at, accepted)
+                for at, accepted in ((activity.any_at, False), (activity.accepted_at, True))
+                if at is not None
+            ]
+            latest = await repository.latest_reminder(student_id)
+            decision = reminder_decision(
+                activities,
+                now=now,
+                policy=policy,
+                last_reminder_at=latest.claimed_at if latest else None,
+                tracked_since=student.created_at,
+            )
+            if not decision.send or decision.inactive_since is None:
+                return None
+            # The slot follows from the claim the decision was made on, never from a
+            # second read: two runs deciding on the same state pick the same slot, and
+            # the unique constraint lets only one of them through.
+            same_streak = latest is not None and latest.streak_start == decision.inactive_since
+            reminder = StudentReminder(
+                student_id=student_id,
+                streak_start=decision.inactive_since,
+                slot=latest.slot + 1 if latest is not None and same_streak else 0,
+                kind="first" if decision.reason.startswith("first") else "repeat",
+                state="pending",
+                attempts=1,  # the claim is the right to the first attempt
+                claimed_at=now,
+            )
+            session.add(reminder)
+            await session.flush()
+            return reminder.id
 
     async def _retriable(self, student_ids: Sequence[int], exclude: Sequence[int]) -> list[int]:
         """Earlier failures (and claims whose sender died), each taken by one run only."""
