@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from cpsync.platforms.base import PLATFORM_NAMES
 from cpsync.platforms.registry import PLATFORMS
 
 
@@ -63,7 +62,7 @@ class ReplayServer:
         return sum(1 for m, t, _, _ in self.requests if (m, t) == (method, target))
 
     def base_url_env(self) -> dict[str, str]:
-        return {f"{name}_base_url": self.base_url for name in PLATFORM_NAMES}
+        return {f"{name}_base_url": self.base_url for name in PLATFORMS}
 
     def _next_reply(self, method: str, target: str) -> Reply:
         with self._lock:

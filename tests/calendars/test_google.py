@@ -10,6 +10,7 @@ import pytest
 from cpsync.calendars.errors import ReconnectRequiredError, RetriableCalendarError
 from cpsync.calendars.google import build_event_body
 from cpsync.calendars.plan import Outcome, PushState, is_valid_event_id
+from cpsync.errors import PermanentError, RetriableError
 from cpsync.http import HttpClient, HttpResponse
 from tests.calendars.conftest import (
     BASE,
@@ -169,9 +170,10 @@ async def test_revoked_refresh_token_asks_for_reconnection(
     fake.revoke("refresh-1")  # the user removed cpsync's access in their Google account
     fake.reset_counters()
 
-    with pytest.raises(ReconnectRequiredError):
+    with pytest.raises(ReconnectRequiredError) as caught:
         await google_harness.sync()
 
+    assert isinstance(caught.value, PermanentError)  # the task layer does not retry it
     assert fake.writes() == 0
     assert len(fake.live_events()) == 6  # nothing deleted, on either side
 
@@ -277,3 +279,4 @@ async def test_token_endpoint_outage_is_retriable_not_a_reconnect(
         await google_harness.sync()
 
     assert caught.value.retry_after == 30
+    assert isinstance(caught.value, RetriableError)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cpsync.platforms.atcoder import PLATFORM, AtcoderParseError, _parse_start
+from cpsync.platforms.atcoder import PLATFORM, _parse_start
+from cpsync.platforms.base import ParseError
 
 from .conftest import shared_file, shared_files
 
@@ -112,7 +113,7 @@ def test_japanese_home_page_time_with_line_breaks_is_read() -> None:
 def test_archive_page_without_upcoming_table_is_a_parse_error() -> None:
     payload = shared_file("atcoder/contests-archive-2025-10-cpnvim.html").read_bytes()
 
-    with pytest.raises(AtcoderParseError, match=r"^atcoder: no upcoming or running contest table"):
+    with pytest.raises(ParseError, match=r"^atcoder: no upcoming or running contest table"):
         PLATFORM.parse(payload, datetime(2025, 10, 5, tzinfo=UTC))
 
 
@@ -202,5 +203,5 @@ def test_empty_upcoming_table_is_an_empty_result() -> None:
     ids=["empty", "binary", "json", "recent-table-only"],
 )
 def test_pages_without_contest_tables_raise_atcoder_parse_error(payload: bytes) -> None:
-    with pytest.raises(AtcoderParseError, match=r"^atcoder: "):
+    with pytest.raises(ParseError, match=r"^atcoder: "):
         PLATFORM.parse(payload, NOW)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cpsync.platforms.code360 import PLATFORM, Code360ParseError
+from cpsync.platforms.base import ParseError
+from cpsync.platforms.code360 import PLATFORM
 
 from .conftest import own_file, own_files
 
@@ -56,5 +57,5 @@ def test_contest_list_fixture_exactly() -> None:
     ids=["html", "list", "error-envelope", "no-events"],
 )
 def test_unreadable_payloads_raise_code360_parse_error(payload: bytes) -> None:
-    with pytest.raises(Code360ParseError, match=r"^code360: "):
+    with pytest.raises(ParseError, match=r"^code360: "):
         PLATFORM.parse(payload, NOW)

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from cpsync.platforms.codechef import PLATFORM, CodechefParseError
+from cpsync.platforms.base import ParseError
+from cpsync.platforms.codechef import PLATFORM
 
 from .conftest import shared_file, shared_files
 
@@ -136,7 +137,7 @@ def test_items_missing_mandatory_fields_are_skipped_and_counted() -> None:
 def test_failure_status_is_a_parse_error() -> None:
     payload = json.dumps({"status": "failure", "message": "Too many requests"}).encode()
 
-    with pytest.raises(CodechefParseError, match=r"^codechef: .*Too many requests"):
+    with pytest.raises(ParseError, match=r"^codechef: .*Too many requests"):
         PLATFORM.parse(payload, NOW)
 
 
@@ -146,5 +147,5 @@ def test_failure_status_is_a_parse_error() -> None:
     ids=["html", "string", "no-status", "no-contest-lists"],
 )
 def test_unreadable_payloads_raise_codechef_parse_error(payload: bytes) -> None:
-    with pytest.raises(CodechefParseError, match=r"^codechef: "):
+    with pytest.raises(ParseError, match=r"^codechef: "):
         PLATFORM.parse(payload, NOW)

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from cpsync.platforms.codeforces import PLATFORM, CodeforcesParseError
+from cpsync.platforms.base import ParseError
+from cpsync.platforms.codeforces import PLATFORM
 
 from .conftest import shared_file, shared_files
 
@@ -72,7 +73,7 @@ def test_parses_contest_list_inside_vcr_cassette(path: Path) -> None:
 def test_failed_envelope_is_a_parse_error_carrying_the_comment(path: Path) -> None:
     comment = json.loads(path.read_bytes())["comment"]
 
-    with pytest.raises(CodeforcesParseError, match="FAILED") as caught:
+    with pytest.raises(ParseError, match="FAILED") as caught:
         PLATFORM.parse(path.read_bytes(), datetime(2019, 8, 1, tzinfo=UTC))
 
     assert comment in caught.value.message
@@ -144,5 +145,5 @@ def test_running_contest_is_listed_and_undated_one_is_not() -> None:
     ids=["html", "not-utf8", "number", "result-not-list", "deeply-nested"],
 )
 def test_unreadable_payloads_raise_codeforces_parse_error(payload: bytes) -> None:
-    with pytest.raises(CodeforcesParseError, match=r"^codeforces: "):
+    with pytest.raises(ParseError, match=r"^codeforces: "):
         PLATFORM.parse(payload, datetime(2026, 11, 22, tzinfo=UTC))

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from cpsync.platforms.geeksforgeeks import PLATFORM, GeeksforgeeksParseError
+from cpsync.platforms.base import ParseError
+from cpsync.platforms.geeksforgeeks import PLATFORM
 
 from .conftest import own_file, own_files
 
@@ -91,5 +92,5 @@ def test_unparseable_time_is_skipped() -> None:
     ids=["text", "null", "error-envelope", "no-upcoming"],
 )
 def test_unreadable_payloads_raise_geeksforgeeks_parse_error(payload: bytes) -> None:
-    with pytest.raises(GeeksforgeeksParseError, match=r"^geeksforgeeks: "):
+    with pytest.raises(ParseError, match=r"^geeksforgeeks: "):
         PLATFORM.parse(payload, NOW)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cpsync.platforms.base import BROWSER_HEADERS
-from cpsync.platforms.hackerrank import PLATFORM, HackerrankParseError
+from cpsync.platforms.base import BROWSER_HEADERS, ParseError
+from cpsync.platforms.hackerrank import PLATFORM
 
 from .conftest import own_file, own_files
 
@@ -86,7 +86,7 @@ def test_end_before_start_is_skipped() -> None:
     ids=["html", "list", "error-envelope", "models-null"],
 )
 def test_unreadable_payloads_raise_hackerrank_parse_error(payload: bytes) -> None:
-    with pytest.raises(HackerrankParseError, match=r"^hackerrank: "):
+    with pytest.raises(ParseError, match=r"^hackerrank: "):
         PLATFORM.parse(payload, NOW)
 
 

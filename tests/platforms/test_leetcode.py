@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from cpsync.platforms.base import BROWSER_HEADERS
-from cpsync.platforms.leetcode import PLATFORM, QUERY, LeetcodeParseError
+from cpsync.platforms.base import BROWSER_HEADERS, ParseError
+from cpsync.platforms.leetcode import PLATFORM, QUERY
 
 from .conftest import shared_file, shared_files
 
@@ -77,7 +77,7 @@ def test_running_contest_stays_listed_until_it_ends() -> None:
 def test_recorder_built_wrapper_is_not_a_graphql_answer() -> None:
     path = shared_file("leetcode/past-contests-with-details-2025-07-01-leetcode-sync.json")
 
-    with pytest.raises(LeetcodeParseError, match=r"^leetcode: no `data`"):
+    with pytest.raises(ParseError, match=r"^leetcode: no `data`"):
         PLATFORM.parse(path.read_bytes(), datetime(2025, 7, 1, tzinfo=UTC))
 
 
@@ -136,7 +136,7 @@ def test_graphql_errors_without_data_are_a_parse_error() -> None:
         {"data": None, "errors": [{"message": "Cannot query field 'allContests'"}]}
     ).encode()
 
-    with pytest.raises(LeetcodeParseError, match="Cannot query field 'allContests'"):
+    with pytest.raises(ParseError, match="Cannot query field 'allContests'"):
         PLATFORM.parse(payload, datetime(2026, 11, 22, tzinfo=UTC))
 
 
@@ -163,7 +163,7 @@ def test_graphql_errors_beside_data_do_not_discard_the_data() -> None:
     ids=["challenge-page", "list", "no-contest-field", "contests-not-list", "bad-shapes"],
 )
 def test_unreadable_payloads_raise_leetcode_parse_error(payload: bytes) -> None:
-    with pytest.raises(LeetcodeParseError, match=r"^leetcode: "):
+    with pytest.raises(ParseError, match=r"^leetcode: "):
         PLATFORM.parse(payload, datetime(2026, 11, 22, tzinfo=UTC))
 
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpsync.platforms.base import PLATFORM_NAMES, ParseError, ParseResult
-from cpsync.platforms.registry import get_platform
+from cpsync.platforms.base import ParseError, ParseResult
+from cpsync.platforms.registry import PLATFORMS
 
 FETCHED_AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 FUZZ = settings(max_examples=200, deadline=None, database=None)
@@ -153,7 +153,7 @@ def _atcoder_page(rows: list[tuple[str, str, str, str]], escape: bool) -> bytes:
 
 def _parse_or_error(name: str, payload: bytes) -> ParseResult | ParseError:
     try:
-        return get_platform(name).parse(payload, FETCHED_AT)
+        return PLATFORMS[name].parse(payload, FETCHED_AT)
     except ParseError as exc:
         return exc
 
@@ -161,8 +161,8 @@ def _parse_or_error(name: str, payload: bytes) -> ParseResult | ParseError:
 def _check(name: str, payload: bytes) -> None:
     result = _parse_or_error(name, payload)
     if isinstance(result, ParseError):
-        assert type(result).__module__ == f"cpsync.platforms.{name}"
-        assert result.message.startswith(f"{name}:")
+        assert result.platform == name
+        assert result.message.startswith(f"{name}: ")
         return
     assert isinstance(result, ParseResult)
     assert len(result.contests) + len(result.skipped) <= result.items_seen
@@ -174,14 +174,14 @@ def _check(name: str, payload: bytes) -> None:
         assert contest.name
 
 
-@pytest.mark.parametrize("name", PLATFORM_NAMES)
+@pytest.mark.parametrize("name", PLATFORMS)
 @FUZZ
 @given(payload=st.binary(max_size=300))
 def test_arbitrary_bytes(name: str, payload: bytes) -> None:
     _check(name, payload)
 
 
-@pytest.mark.parametrize("name", PLATFORM_NAMES)
+@pytest.mark.parametrize("name", PLATFORMS)
 @FUZZ
 @given(document=json_values)
 def test_arbitrary_json(name: str, document: Any) -> None:
@@ -205,10 +205,10 @@ def test_atcoder_table_with_random_rows(
     _check("atcoder", _atcoder_page(rows, escape))
 
 
-@pytest.mark.parametrize("name", PLATFORM_NAMES)
+@pytest.mark.parametrize("name", PLATFORMS)
 def test_deeply_nested_json_is_a_parse_error_not_a_recursion_error(name: str) -> None:
     with pytest.raises(ParseError):
-        get_platform(name).parse(b"[" * 100_000 + b"]" * 100_000, FETCHED_AT)
+        PLATFORMS[name].parse(b"[" * 100_000 + b"]" * 100_000, FETCHED_AT)
 
 
 @pytest.mark.parametrize("name", JSON_PLATFORMS)
@@ -225,7 +225,7 @@ def test_out_of_range_times_skip_the_item(name: str, timestamp: int) -> None:
     }
     item.update({"phase": "BEFORE", "id": 1} if name == "codeforces" else {})
 
-    result = get_platform(name).parse(json.dumps(ENVELOPES[name]([item])).encode(), FETCHED_AT)
+    result = PLATFORMS[name].parse(json.dumps(ENVELOPES[name]([item])).encode(), FETCHED_AT)
 
     assert result.contests == []
     assert len(result.skipped) == 1

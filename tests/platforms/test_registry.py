@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import ModuleType
 
 import pytest
 
+from cpsync.errors import PermanentError
 from cpsync.platforms import (
     atcoder,
     code360,
@@ -13,8 +15,8 @@ from cpsync.platforms import (
     hackerrank,
     leetcode,
 )
-from cpsync.platforms.base import PLATFORM_NAMES, ParseError
-from cpsync.platforms.registry import PLATFORMS, get_platform
+from cpsync.platforms.base import ParseError
+from cpsync.platforms.registry import PLATFORMS
 
 from .conftest import OWN_FIXTURES, SHARED_FIXTURES
 
@@ -44,32 +46,31 @@ EXPECTED_REQUESTS = {
 
 
 def test_registry_lists_every_platform_in_order() -> None:
-    assert tuple(PLATFORMS) == PLATFORM_NAMES
-    assert set(MODULES) == set(PLATFORM_NAMES) == set(EXPECTED_REQUESTS)
+    assert tuple(PLATFORMS) == tuple(MODULES) == tuple(EXPECTED_REQUESTS)
 
 
-@pytest.mark.parametrize("name", PLATFORM_NAMES)
+@pytest.mark.parametrize("name", PLATFORMS)
 def test_module_name_matches_registry_entry(name: str) -> None:
     module = MODULES[name]
 
     assert module.NAME == name
     assert module.PLATFORM.name == name
-    assert get_platform(name) is module.PLATFORM
+    assert PLATFORMS[name] is module.PLATFORM
 
 
-@pytest.mark.parametrize("name", PLATFORM_NAMES)
-def test_each_module_has_its_own_parse_error(name: str) -> None:
-    errors = [
-        value
-        for value in vars(MODULES[name]).values()
-        if isinstance(value, type) and issubclass(value, ParseError) and value is not ParseError
-    ]
+@pytest.mark.parametrize("name", PLATFORMS)
+def test_an_unreadable_answer_is_a_permanent_parse_error_naming_its_platform(
+    name: str,
+) -> None:
+    with pytest.raises(ParseError) as caught:
+        PLATFORMS[name].parse(b"\x00 not a contest list", datetime(2026, 1, 1, tzinfo=UTC))
 
-    assert len(errors) == 1
-    assert errors[0].__module__ == MODULES[name].__name__
+    assert caught.value.platform == name
+    assert caught.value.message.startswith(f"{name}: ")
+    assert isinstance(caught.value, PermanentError)
 
 
-@pytest.mark.parametrize("name", PLATFORM_NAMES)
+@pytest.mark.parametrize("name", PLATFORMS)
 def test_every_platform_has_a_fixture(name: str) -> None:
     own = list((OWN_FIXTURES / name).glob("*"))
     if own:
@@ -79,16 +80,11 @@ def test_every_platform_has_a_fixture(name: str) -> None:
     assert list((SHARED_FIXTURES / name).glob("*")), f"no recording or fixture for {name}"
 
 
-@pytest.mark.parametrize("name", PLATFORM_NAMES)
+@pytest.mark.parametrize("name", PLATFORMS)
 def test_request_uses_base_url_and_real_path(name: str) -> None:
     method, path = EXPECTED_REQUESTS[name]
 
-    request = get_platform(name).request(BASE_URL)
+    request = PLATFORMS[name].request(BASE_URL)
 
     assert request.method == method
     assert request.url == BASE_URL + path
-
-
-def test_unknown_platform_names_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="codeforces"):
-        get_platform("topcoder")

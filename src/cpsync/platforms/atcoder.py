@@ -27,10 +27,6 @@ _CONTEST_HREF = re.compile(r"/contests/([^/?#\s]+)")
 _DURATION = re.compile(r"(\d+):([0-5]\d)")
 
 
-class AtcoderParseError(ParseError):
-    pass
-
-
 @dataclass(frozen=True, slots=True)
 class _Row:
     """The text of one table row; any cell may be missing when the markup changes."""
@@ -59,10 +55,11 @@ def _table_rows(payload: bytes) -> list[LexborNode]:
         tree = LexborHTMLParser(text)
         tables = [table for selector in _TABLES if (table := tree.css_first(selector))]
     except (SelectolaxError, RuntimeError, ValueError) as exc:
-        raise AtcoderParseError(f"atcoder: page could not be parsed ({exc})") from exc
+        raise ParseError(f"page could not be parsed ({exc})", platform=NAME) from exc
     if not tables:
-        raise AtcoderParseError(
-            "atcoder: no upcoming or running contest table (markup changed or not a contests page)"
+        raise ParseError(
+            "no upcoming or running contest table (markup changed or not a contests page)",
+            platform=NAME,
         )
     return [row for table in tables for row in table.css("tbody tr")]
 

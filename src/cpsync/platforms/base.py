@@ -2,13 +2,13 @@
 
 A platform module exposes a module-level object satisfying `Platform`:
 
-- `name`: the platform's identifier, one of `PLATFORM_NAMES`.
+- `name`: the platform's identifier, its key in `registry.PLATFORMS`.
 - `request(base_url)`: the HTTP request that fetches its contest list, built on the
   configured scheme and host with the platform's real path.
 - `parse(payload, fetched_at)`: a pure function from the raw response body to the
   contests that have not ended at `fetched_at`. A malformed item is skipped and
-  counted; a payload that cannot be understood at all raises that module's own
-  subclass of `ParseError`. Nothing else may escape.
+  counted; a payload that cannot be understood at all raises `ParseError` naming the
+  platform. Nothing else may escape.
 """
 
 from __future__ import annotations
@@ -20,17 +20,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from cpsync.errors import CpsyncError
-
-PLATFORM_NAMES: tuple[str, ...] = (
-    "codeforces",
-    "leetcode",
-    "codechef",
-    "atcoder",
-    "hackerrank",
-    "geeksforgeeks",
-    "code360",
-)
+from cpsync.errors import PermanentError
 
 BROWSER_HEADERS: dict[str, str] = {
     "User-Agent": (
@@ -41,31 +31,33 @@ BROWSER_HEADERS: dict[str, str] = {
 }
 
 
-class ParseError(CpsyncError):
-    """An upstream payload that cannot be understood as a whole."""
+class ParseError(PermanentError):
+    """An upstream payload of `platform` that cannot be understood as a whole. Its message
+    starts with the platform's name: "codechef: not JSON (...)"."""
 
-    status_code = 502
+    def __init__(self, reason: str, *, platform: str) -> None:
+        super().__init__(f"{platform}: {reason}")
+        self.platform = platform
 
 
 EnvelopeT = TypeVar("EnvelopeT", bound=BaseModel)
 
 
-def load_envelope(
-    payload: bytes, envelope: type[EnvelopeT], error: type[ParseError], platform: str
-) -> EnvelopeT:
-    """Decode a JSON object and validate its outer shape, or raise the platform's error."""
+def load_envelope(payload: bytes, envelope: type[EnvelopeT], platform: str) -> EnvelopeT:
+    """Decode a JSON object and validate its outer shape, or raise ParseError."""
     try:
         document = json.loads(payload)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise error(f"{platform}: not JSON ({exc})") from exc
+        raise ParseError(f"not JSON ({exc})", platform=platform) from exc
     if not isinstance(document, dict):
-        raise error(f"{platform}: unexpected top-level value")
+        raise ParseError("unexpected top-level value", platform=platform)
     try:
         return envelope.model_validate(document)
     except ValidationError as exc:
         first = exc.errors()[0]
         location = ".".join(str(part) for part in first["loc"])
-        raise error(f"{platform}: unexpected response shape ({location}: {first['msg']})") from exc
+        reason = f"unexpected response shape ({location}: {first['msg']})"
+        raise ParseError(reason, platform=platform) from exc
 
 
 @dataclass(frozen=True, slots=True)

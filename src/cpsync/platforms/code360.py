@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict
 from cpsync.platforms.base import (
     BROWSER_HEADERS,
     ParsedContest,
-    ParseError,
     ParseResult,
     PlatformRequest,
     collect,
@@ -19,10 +18,6 @@ from cpsync.platforms.base import (
 )
 
 NAME = "code360"
-
-
-class Code360ParseError(ParseError):
-    pass
 
 
 class _Data(BaseModel):
@@ -60,7 +55,7 @@ class Code360Platform:
 
 
 def _envelope(payload: bytes) -> _Envelope:
-    return load_envelope(payload, _Envelope, Code360ParseError, NAME)
+    return load_envelope(payload, _Envelope, NAME)
 
 
 def _build(item: Any) -> ParsedContest:

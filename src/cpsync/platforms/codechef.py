@@ -23,10 +23,6 @@ NAME = "codechef"
 _INDIA = ZoneInfo("Asia/Kolkata")
 
 
-class CodechefParseError(ParseError):
-    pass
-
-
 class _Envelope(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -64,15 +60,15 @@ def _contest_items(payload: bytes) -> list[Any]:
     envelope = _envelope(payload)
     if envelope.status != "success":
         detail = (envelope.message or "no message")[:200]
-        raise CodechefParseError(f"codechef: API answered {envelope.status[:50]!r}: {detail}")
+        raise ParseError(f"API answered {envelope.status[:50]!r}: {detail}", platform=NAME)
     if envelope.present_contests is None and envelope.future_contests is None:
-        raise CodechefParseError("codechef: neither `present_contests` nor `future_contests`")
+        raise ParseError("neither `present_contests` nor `future_contests`", platform=NAME)
     # Running contests move from future_contests to present_contests; keep them until they end.
     return [*(envelope.present_contests or []), *(envelope.future_contests or [])]
 
 
 def _envelope(payload: bytes) -> _Envelope:
-    return load_envelope(payload, _Envelope, CodechefParseError, NAME)
+    return load_envelope(payload, _Envelope, NAME)
 
 
 def _build(item: Any) -> ParsedContest:

@@ -22,10 +22,6 @@ NAME = "codeforces"
 _LISTED_PHASES = frozenset({"BEFORE", "CODING"})
 
 
-class CodeforcesParseError(ParseError):
-    pass
-
-
 class _Contest(BaseModel):
     model_config = ConfigDict(extra="ignore", alias_generator=to_camel)
 
@@ -51,18 +47,18 @@ def _result_items(payload: bytes) -> list[Any]:
     try:
         document = json.loads(payload)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise CodeforcesParseError(f"codeforces: not JSON ({exc})") from exc
+        raise ParseError(f"not JSON ({exc})", platform=NAME) from exc
     # Some recorders keep only the `result` array; accept both shapes.
     if isinstance(document, list):
         return document
     if not isinstance(document, dict):
-        raise CodeforcesParseError("codeforces: unexpected top-level value")
+        raise ParseError("unexpected top-level value", platform=NAME)
     if document.get("status") != "OK":
         comment = str(document.get("comment", "no comment"))[:200]
-        raise CodeforcesParseError(f"codeforces: API answered FAILED: {comment}")
+        raise ParseError(f"API answered FAILED: {comment}", platform=NAME)
     items = document.get("result")
     if not isinstance(items, list):
-        raise CodeforcesParseError("codeforces: `result` is not a list")
+        raise ParseError("`result` is not a list", platform=NAME)
     return items
 
 

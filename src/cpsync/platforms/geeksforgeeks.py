@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict
 from cpsync.platforms.base import (
     BROWSER_HEADERS,
     ParsedContest,
-    ParseError,
     ParseResult,
     PlatformRequest,
     collect,
@@ -21,10 +20,6 @@ from cpsync.platforms.base import (
 
 NAME = "geeksforgeeks"
 _INDIA = ZoneInfo("Asia/Kolkata")
-
-
-class GeeksforgeeksParseError(ParseError):
-    pass
 
 
 class _Results(BaseModel):
@@ -61,7 +56,7 @@ class GeeksforgeeksPlatform:
 
 
 def _envelope(payload: bytes) -> _Envelope:
-    return load_envelope(payload, _Envelope, GeeksforgeeksParseError, NAME)
+    return load_envelope(payload, _Envelope, NAME)
 
 
 def _build(item: Any) -> ParsedContest:

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict
 from cpsync.platforms.base import (
     BROWSER_HEADERS,
     ParsedContest,
-    ParseError,
     ParseResult,
     PlatformRequest,
     collect,
@@ -19,10 +18,6 @@ from cpsync.platforms.base import (
 )
 
 NAME = "hackerrank"
-
-
-class HackerrankParseError(ParseError):
-    pass
 
 
 class _Envelope(BaseModel):
@@ -55,7 +50,7 @@ class HackerrankPlatform:
 
 
 def _envelope(payload: bytes) -> _Envelope:
-    return load_envelope(payload, _Envelope, HackerrankParseError, NAME)
+    return load_envelope(payload, _Envelope, NAME)
 
 
 def _build(item: Any) -> ParsedContest:

@@ -23,10 +23,6 @@ NAME = "leetcode"
 QUERY = "{ allContests { title titleSlug startTime duration } }"
 
 
-class LeetcodeParseError(ParseError):
-    pass
-
-
 class _Data(BaseModel):
     model_config = ConfigDict(extra="ignore", alias_generator=to_camel)
 
@@ -71,18 +67,18 @@ class LeetcodePlatform:
 def _contest_items(payload: bytes) -> list[Any]:
     envelope = _envelope(payload)
     if envelope.data is None and envelope.errors:
-        raise LeetcodeParseError(f"leetcode: GraphQL errors: {_error_text(envelope.errors)}")
+        raise ParseError(f"GraphQL errors: {_error_text(envelope.errors)}", platform=NAME)
     if envelope.data is None:
-        raise LeetcodeParseError("leetcode: no `data` in the response (not a GraphQL answer)")
+        raise ParseError("no `data` in the response (not a GraphQL answer)", platform=NAME)
     # `allContests` is what we ask for; `upcomingContests` is the older, smaller field.
     for items in (envelope.data.all_contests, envelope.data.upcoming_contests):
         if items is not None:
             return items
-    raise LeetcodeParseError("leetcode: neither `allContests` nor `upcomingContests` in data")
+    raise ParseError("neither `allContests` nor `upcomingContests` in data", platform=NAME)
 
 
 def _envelope(payload: bytes) -> _Envelope:
-    return load_envelope(payload, _Envelope, LeetcodeParseError, NAME)
+    return load_envelope(payload, _Envelope, NAME)
 
 
 def _error_text(errors: list[Any]) -> str:

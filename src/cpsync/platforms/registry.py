@@ -22,10 +22,3 @@ PLATFORMS: dict[str, Platform] = {
     geeksforgeeks.NAME: geeksforgeeks.PLATFORM,
     code360.NAME: code360.PLATFORM,
 }
-
-
-def get_platform(name: str) -> Platform:
-    try:
-        return PLATFORMS[name]
-    except KeyError:
-        raise KeyError(f"unknown platform {name!r}; known: {', '.join(PLATFORMS)}") from None
