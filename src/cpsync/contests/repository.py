@@ -39,6 +39,20 @@ class ContestRepository:
         )
         return [StoredContest(**row._mapping) for row in rows]
 
+    async def ending_after(self, since: datetime, platforms: Sequence[str]) -> list[Contest]:
+        """Contests on these platforms that end after `since`, soonest first."""
+        query = (
+            select(Contest)
+            .where(Contest.end > since, Contest.platform.in_(list(platforms)))
+            .order_by(Contest.start, Contest.platform, Contest.key)
+        )
+        return list((await self._session.scalars(query)).all())
+
+    async def by_key(self, platform: str, key: str) -> Contest | None:
+        return await self._session.scalar(
+            select(Contest).where(Contest.platform == platform, Contest.key == key)
+        )
+
     async def apply_merge(self, platform: str, plan: MergePlan, now: datetime) -> None:
         await self._insert_new(plan.inserts, now)
         if plan.updates:

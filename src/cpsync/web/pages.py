@@ -17,6 +17,7 @@ from cpsync.accounts.models import FeedToken, Preferences, User
 from cpsync.accounts.preferences import COLORS
 from cpsync.accounts.schemas import PreferencesInput, field_errors
 from cpsync.accounts.service import AccountService
+from cpsync.contests.feeds import feed_contests
 from cpsync.contests.models import Contest
 from cpsync.contests.repository import ContestRepository
 from cpsync.contests.views import (
@@ -30,7 +31,6 @@ from cpsync.platforms.registry import PLATFORMS
 from cpsync.settings import Settings
 from cpsync.web.context import AppContext
 from cpsync.web.deps import ContextDep, ReadSessionDep, SessionDep
-from cpsync.web.feeds import feed_contests
 from cpsync.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[CsrfProtected])

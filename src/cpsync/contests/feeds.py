@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cpsync.accounts.models import Preferences
@@ -27,6 +26,7 @@ from cpsync.accounts.preferences import matches
 from cpsync.accounts.service import default_preferences, filters_of
 from cpsync.contests.ics import build_calendar
 from cpsync.contests.models import Contest, ContestStatus
+from cpsync.contests.repository import ContestRepository
 from cpsync.errors import CpsyncError
 from cpsync.web.deps import ContextDep, ReadSessionDep
 
@@ -45,12 +45,7 @@ async def feed_contests(
 ) -> list[Contest]:
     """The contests a user's calendar shows, soonest first."""
     since = now - ENDED_KEPT if history else now
-    query = (
-        select(Contest)
-        .where(Contest.end > since, Contest.platform.in_(list(preferences.platforms)))
-        .order_by(Contest.start, Contest.platform, Contest.key)
-    )
-    rows = (await session.scalars(query)).all()
+    rows = await ContestRepository(session).ending_after(since, list(preferences.platforms))
     zone = ZoneInfo(preferences.timezone)
     filters = filters_of(preferences)
     return [
@@ -138,9 +133,7 @@ async def personal_feed(
 async def contest_ics(
     platform: str, key: str, request: Request, context: ContextDep, session: ReadSessionDep
 ) -> Response:
-    contest = await session.scalar(
-        select(Contest).where(Contest.platform == platform, Contest.key == key)
-    )
+    contest = await ContestRepository(session).by_key(platform, key)
     if contest is None:
         raise FeedNotFoundError("No such contest.")
     body = build_calendar([contest], name=contest.name)
