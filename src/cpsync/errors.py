@@ -13,12 +13,17 @@ caller should do next:
     │   │   ├── ReconnectRequiredError          the Google grant was revoked or expired
     │   │   └── RefusedAddressError             the calendar's address breaks the outbound rule
     │   ├── platforms.base.ParseError(platform) an answer we could not understand
-    │   └── Codeforces: a handle that does not exist, a FAILED answer, an unreadable body
+    │   └── students.codeforces_api.CodeforcesPermanentError
+    │       ├── HandleNotFoundError             no Codeforces user with that handle
+    │       ├── CodeforcesFailedError           a FAILED answer for another reason
+    │       └── UnreadableAnswerError           a body we could not understand
     └── RetriableError(retry_after)             try again later: after `retry_after` seconds
         │                                       when the site said, else after a backoff
         ├── http.RetriableUpstreamError         network trouble, timeout, 429, 5xx
         ├── calendars.errors.RetriableCalendarError
-        └── Codeforces: call limit exceeded, Codeforces unavailable
+        └── students.codeforces_api.CodeforcesRetriableError
+            ├── CallLimitError                  "call limit exceeded"
+            └── CodeforcesUnavailableError      Codeforces is down or overloaded
 
 `http.UpstreamError` is the common base of the two http errors (with the site's status
 and body); domain errors that are not about a remote site (a bad form, a missing row, a
