@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cpsync.errors import PermanentError, RetriableError
 from cpsync.students.codeforces_api import (
     CallLimitError,
     CodeforcesFailedError,
@@ -201,6 +202,25 @@ def test_failure_comments(comment: str, kind: type[Exception], handle: str | Non
     if handle is not None:
         assert isinstance(error, HandleNotFoundError)
         assert error.handle == handle
+
+
+@pytest.mark.parametrize(
+    ("comment", "status", "family"),
+    [
+        ("handles: User with handle ghost_1 not found", 400, PermanentError),
+        ("handle: Field should contain between 3 and 24 characters", 400, PermanentError),
+        ("Call limit exceeded", 400, RetriableError),
+        ("Service temporarily unavailable", 503, RetriableError),
+    ],
+)
+def test_failures_join_the_one_error_tree(
+    comment: str, status: int, family: type[Exception]
+) -> None:
+    error = failure_error(comment, upstream_status=status)
+    assert isinstance(error, family)
+    if isinstance(error, RetriableError):
+        assert error.retry_after is not None
+        assert error.retry_after > 0
 
 
 def test_call_limit_carries_a_delay() -> None:

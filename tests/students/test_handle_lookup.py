@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
+from cpsync.errors import RetriableError
 from cpsync.http import HttpClient
 from cpsync.settings import Settings
 from cpsync.students.codeforces_client import OUT_OF_TIME, CodeforcesClient, CodeforcesClientConfig
+from cpsync.students.service import UNCHECKED_HANDLE, CodeforcesHandleChecker
 
 from .simulated_codeforces import SimulatedCodeforces, SimUser
 from .support import SIM_BASE, CountingThrottle, no_sleep
@@ -51,3 +55,14 @@ async def test_a_spent_budget_leaves_the_rest_unresolved_without_calling() -> No
     assert lookup.unresolved == {"a_1", "b_2"}
     assert lookup.failures == (OUT_OF_TIME,)
     assert sim.calls["user.info"] == 2
+
+
+async def test_a_handle_codeforces_could_not_check_is_a_retriable_error() -> None:
+    sim = simulator("a_1")
+    config = CodeforcesClientConfig(base_url=SIM_BASE, retries=0)
+    sim.fail_next("user.info", 503, "Service temporarily unavailable")
+    async with HttpClient(settings(), transport=sim.transport()) as http:
+        checker = CodeforcesHandleChecker(CodeforcesClient(http, CountingThrottle(), config))
+        with pytest.raises(RetriableError) as caught:
+            await checker.canonical_handles(["a_1"])
+    assert caught.value.message == UNCHECKED_HANDLE

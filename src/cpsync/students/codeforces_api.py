@@ -8,11 +8,11 @@ fields. The client lives in `codeforces_client`.
 Errors:
 
     CodeforcesError (CpsyncError)
-    ├── CodeforcesPermanentError        retrying the same call will not help
+    ├── CodeforcesPermanentError        (errors.PermanentError) retrying will not help
     │   ├── HandleNotFoundError         "handle(s): User with handle X not found"; `.handle`
     │   ├── CodeforcesFailedError       any other FAILED answer or 4xx; `.comment` if known
     │   └── UnreadableAnswerError       not JSON, not the envelope, or items of the wrong shape
-    └── CodeforcesRetriableError        worth trying again after `.retry_after` seconds
+    └── CodeforcesRetriableError        (errors.RetriableError) try again after `.retry_after` s
         ├── CallLimitError              "Call limit exceeded"
         └── CodeforcesUnavailableError  503 overload, other 5xx, network trouble
 
@@ -31,12 +31,14 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
-from cpsync.errors import CpsyncError
+from cpsync.errors import CpsyncError, PermanentError, RetriableError
 
 # ---------------------------------------------------------------- errors
 
 
 class CodeforcesError(CpsyncError):
+    """Raised only as one of its two subclasses, which say whether a retry can help."""
+
     status_code = 502
 
     def __init__(self, message: str, *, upstream_status: int | None = None) -> None:
@@ -44,11 +46,14 @@ class CodeforcesError(CpsyncError):
         self.upstream_status = upstream_status
 
 
-class CodeforcesPermanentError(CodeforcesError):
+class CodeforcesPermanentError(CodeforcesError, PermanentError):
     pass
 
 
-class CodeforcesRetriableError(CodeforcesError):
+class CodeforcesRetriableError(CodeforcesError, RetriableError):
+    # Always known: without a hint from Codeforces, the pause this module chose.
+    retry_after: float
+
     def __init__(
         self, message: str, *, retry_after: float, upstream_status: int | None = None
     ) -> None:

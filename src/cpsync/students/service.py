@@ -19,7 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cpsync.accounts.models import Preferences, Role, User
 from cpsync.clock import Clock
 from cpsync.errors import CpsyncError
-from cpsync.students.codeforces_api import CodeforcesError, UserLookup
+from cpsync.students.codeforces_api import (
+    UNAVAILABLE_PAUSE_SECONDS,
+    CodeforcesError,
+    CodeforcesUnavailableError,
+    UserLookup,
+)
 from cpsync.students.models import Student, StudentRating, StudentSubmission
 from cpsync.students.repository import StudentRepository
 from cpsync.students.schemas import StudentInput
@@ -77,9 +82,13 @@ class CodeforcesHandleChecker:
         try:
             lookup = await asyncio.wait_for(self._client.lookup_users(handles), self._timeout)
         except TimeoutError as exc:
-            raise CodeforcesError(UNCHECKED_HANDLE) from exc
+            raise CodeforcesUnavailableError(
+                UNCHECKED_HANDLE, retry_after=UNAVAILABLE_PAUSE_SECONDS
+            ) from exc
         if lookup.unresolved:
-            raise CodeforcesError(UNCHECKED_HANDLE)
+            raise CodeforcesUnavailableError(
+                UNCHECKED_HANDLE, retry_after=UNAVAILABLE_PAUSE_SECONDS
+            )
         answer: dict[str, str | None] = {}
         for handle in handles:
             info = lookup.get(handle)
