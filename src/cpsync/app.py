@@ -31,12 +31,13 @@ from cpsync.cache import Cache, open_cache
 from cpsync.calendars.web import install_calendars
 from cpsync.clock import Clock, utc_now
 from cpsync.contests import feeds
+from cpsync.contests.routes import router as contest_pages
 from cpsync.contests.service import ContestService
 from cpsync.db import open_database
 from cpsync.http import HttpClient
 from cpsync.settings import Settings
 from cpsync.students.web import install_students
-from cpsync.web import api, pages
+from cpsync.web import api
 from cpsync.web.context import AppContext
 from cpsync.web.deps import ContextDep
 from cpsync.web.errors import install_error_handlers
@@ -115,7 +116,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
-    app.include_router(pages.router)
+    app.include_router(contest_pages)
     app.include_router(accounts_router)
     app.include_router(api.router)
     app.include_router(feeds.router)

@@ -20,17 +20,17 @@ from cpsync.accounts.schemas import InviteForm, RoleForm, field_errors
 from cpsync.accounts.service import AccountError, AccountService
 from cpsync.accounts.sessions import SESSION_COOKIE
 from cpsync.calendars.web import CalendarWeb, CalendarWebDep
+from cpsync.contests.routes import platform_health
 from cpsync.jobs import recent_jobs
 from cpsync.web.context import AppContext
 from cpsync.web.deps import ContextDep, SessionDep
 from cpsync.web.flash import flash_redirect
 from cpsync.web.middleware import cookie_header, queue_cookie
-from cpsync.web.pages import platform_health
 from cpsync.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[CsrfProtected])
 
-# The contest refresh button (cpsync.web.pages) still reports through the address.
+# The contest refresh button (cpsync.contests.routes) still reports through the address.
 REFRESH_NOTICES = {
     "started": "A contest refresh has started; reload in a moment to see it below.",
     "busy": "A refresh is already running.",

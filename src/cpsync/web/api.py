@@ -14,9 +14,9 @@ from pydantic import BaseModel
 
 from cpsync.accounts.deps import AccountsDep, CsrfProtected, CurrentUser
 from cpsync.accounts.schemas import FeedOut, MeOut, PlatformName, PreferencesInput, PreferencesOut
+from cpsync.contests.routes import feed_links, platform_health, upcoming_contests
 from cpsync.contests.views import ContestFilters, contest_view, filter_contests
 from cpsync.web.deps import ContextDep, ReadSessionDep
-from cpsync.web.pages import feed_links, platform_health, upcoming_contests
 
 router = APIRouter(prefix="/api/v1", tags=["api"], dependencies=[CsrfProtected])
 

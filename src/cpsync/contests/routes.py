@@ -1,4 +1,6 @@
-"""HTML pages: home, "My calendar", admin. Thin: parse, call a service, render."""
+"""Contest pages: home (upcoming contests, platform health), "My calendar", the admin refresh.
+
+Thin: parse, call a service, render."""
 
 from __future__ import annotations
 
