@@ -9,7 +9,7 @@ import pytest
 
 from cpsync.calendars.errors import ReconnectRequiredError, RetriableCalendarError
 from cpsync.calendars.google import build_event_body
-from cpsync.calendars.plan import Outcome, PushState, is_valid_event_id
+from cpsync.calendars.plan import Outcome, PushState
 from cpsync.errors import PermanentError, RetriableError
 from cpsync.http import HttpClient, HttpResponse
 from tests.calendars.conftest import (
@@ -20,7 +20,7 @@ from tests.calendars.conftest import (
     expected_events,
     make_google_sink,
 )
-from tests.calendars.fake_google import DISCOVERY, FakeGoogleServer, Fault, validate
+from tests.calendars.fake_google import DISCOVERY, EVENT_ID, FakeGoogleServer, Fault, validate
 
 
 def many_contests(count: int) -> list:
@@ -62,7 +62,7 @@ async def test_inserts_use_deterministic_valid_ids(google_harness: GoogleHarness
 
     ids = set(google_harness.server.fake.live_events())
     assert ids == {google_harness.external_id(e.key) for e in google_harness.desired}
-    assert all(is_valid_event_id(i) for i in ids)
+    assert all(EVENT_ID.fullmatch(i) for i in ids)  # the fake refuses others, as Google does
 
 
 async def test_writes_go_in_batches_of_fifty(google_harness: GoogleHarness) -> None:

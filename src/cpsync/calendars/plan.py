@@ -20,9 +20,6 @@ from enum import StrEnum
 EventKey = tuple[str, str]  # (platform, native key)
 
 # Google's limits on client-chosen event ids.
-EVENT_ID_ALPHABET = frozenset("0123456789abcdefghijklmnopqrstuv")
-EVENT_ID_MIN_LENGTH = 5
-EVENT_ID_MAX_LENGTH = 1024
 
 
 class DesiredStatus(StrEnum):
@@ -189,12 +186,6 @@ def event_id(user_id: int | str, platform: str, key: str) -> str:
     material = "\x1f".join((str(user_id), platform, key)).encode()
     digest = hashlib.sha256(material).digest()
     return base64.b32hexencode(digest).decode().rstrip("=").lower()
-
-
-def is_valid_event_id(value: str) -> bool:
-    return EVENT_ID_MIN_LENGTH <= len(value) <= EVENT_ID_MAX_LENGTH and set(value) <= (
-        EVENT_ID_ALPHABET
-    )
 
 
 def plan_sync(

@@ -145,9 +145,6 @@ class UserRunResult:
         return "; ".join(parts) or "no calendar connected"
 
 
-SinkFactory = Callable[[CalendarLink], Awaitable[tuple[CalendarSink, GoogleAuth | None]]]
-
-
 class CalendarService:
     def __init__(
         self,
