@@ -42,14 +42,18 @@ from cpsync.students.codeforces_api import (
     UserLookup,
 )
 from cpsync.students.dashboard_service import drop_student_stats
-from cpsync.students.fetch import StudentUpdate, fetch_student
 from cpsync.students.models import Student, StudentSyncRun
 from cpsync.students.planner import (
+    PageRequest,
     PagingConfig,
     PlannerConfig,
+    SettledSubmissions,
     StoredStudent,
     StudentPlan,
+    first_status_page,
+    next_status_page,
     plan_sync,
+    settle_submissions,
 )
 from cpsync.students.reminder_service import ReminderCounts
 from cpsync.students.repository import StudentRepository
@@ -317,6 +321,41 @@ class StudentSyncService:
                 run.finished_at = self._clock()
                 run.counts = asdict(counts)
                 run.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class StudentUpdate:
+    """What Codeforces said about one planned student; the sync stores it."""
+
+    submissions: SettledSubmissions | None  # None: user.status was not needed
+    ratings: Sequence[RatingChange] | None  # None: user.rating was not needed; else all of it
+
+
+async def fetch_new_submissions(
+    client: CodeforcesReads, handle: str, newest_stored_id: int | None, config: PagingConfig
+) -> SettledSubmissions:
+    """Page `user.status` from the newest down to the first stored submission."""
+    request: PageRequest | None = first_status_page(newest_stored_id, config)
+    fetched: list[Submission] = []
+    while request is not None:
+        page = await client.user_status(handle, request.from_, request.count)
+        step = next_status_page(request, page, newest_stored_id, config)
+        fetched.extend(step.fresh)
+        request = step.next_page
+    return settle_submissions(fetched, newest_stored_id)
+
+
+async def fetch_student(
+    client: CodeforcesReads, plan: StudentPlan, newest_stored_id: int | None, config: PagingConfig
+) -> StudentUpdate:
+    """Only the calls the plan asks for, under the student's current handle."""
+    submissions = (
+        await fetch_new_submissions(client, plan.handle, newest_stored_id, config)
+        if plan.fetch_status
+        else None
+    )
+    ratings = await client.user_rating(plan.handle) if plan.fetch_rating else None
+    return StudentUpdate(submissions, ratings)
 
 
 def stored(student: Student) -> StoredStudent:
