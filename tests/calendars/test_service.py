@@ -91,6 +91,11 @@ class Linked:
     google: FakeGoogleServer | None = None
     caldav: CalDavSink | None = None
 
+    async def request_sync(self) -> str:
+        """What "Sync now" does before it enqueues the run: a queued request, committed."""
+        async with self.db.session() as session, session.begin():
+            return self.service.add_sync_request(session, self.user_id).id
+
     async def sync(self, *, check_remote: bool = False) -> int:
         return await self.service.sync_user(self.user_id, check_remote=check_remote)
 
@@ -341,7 +346,7 @@ async def test_ended_contests_stay_in_the_calendar(google_linked: Linked) -> Non
 
 
 async def test_sync_request_status(google_linked: Linked) -> None:
-    request_id = await google_linked.service.request_sync(google_linked.user_id)
+    request_id = await google_linked.request_sync()
     queued = await google_linked.service.request_status(google_linked.user_id, request_id)
     assert queued.state == RequestState.QUEUED
 
@@ -439,7 +444,7 @@ async def test_a_calendar_disconnected_during_a_run_is_skipped(google_linked: Li
     service = google_linked.service
     second = await service.connect_google(google_linked.user_id, "refresh-1", dedicated_name="B")
     service._http = DisconnectingHttp(google_linked, second)
-    request_id = await service.request_sync(google_linked.user_id)
+    request_id = await google_linked.request_sync()
 
     await google_linked.sync()
 
