@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 
 from cpsync.accounts.deps import CsrfProtected
 from cpsync.settings import Settings
-from cpsync.students import api_routes
+from cpsync.students import api
 from cpsync.students.config import StudentsConfig
 from cpsync.students.csv_io import decode_upload, export_csv
 from cpsync.students.dashboard_service import DashboardService, choose_period, student_zone
@@ -67,10 +67,10 @@ FORM_FIELDS = ("name", "email", "phone", "handle", "group", "timezone")
 def build_router(settings: Settings) -> APIRouter:
     combined = APIRouter()
     combined.include_router(router)
-    combined.include_router(api_routes.router)
+    combined.include_router(api.router)
     secret = StudentsConfig.from_settings(settings).cron_secret
     if secret:
-        combined.include_router(api_routes.cron_router(secret))
+        combined.include_router(api.cron_router(secret))
     return combined
 
 
