@@ -11,11 +11,9 @@ import redis.asyncio as aioredis
 
 from cpsync.cache import MemoryCache, RedisCache, open_cache
 from cpsync.locks import (
-    LockBusyError,
     Locks,
     MemoryLocks,
     RedisLocks,
-    held,
     open_locks,
     run_coalesced,
 )
@@ -59,17 +57,6 @@ async def test_a_dead_holders_lock_expires(backends: tuple[Locks, object]) -> No
     await asyncio.sleep(0.3)
     assert await locks.acquire(name, "next", 5)
     assert not await locks.release(name, "dead")  # the late holder cannot free the new one
-
-
-async def test_held_raises_when_busy(backends: tuple[Locks, object]) -> None:
-    locks, _ = backends
-    name = unique("job")
-    async with held(locks, name, 5):
-        with pytest.raises(LockBusyError):
-            async with held(locks, name, 5):
-                pass
-    async with held(locks, name, 5):
-        pass
 
 
 async def test_fifty_concurrent_requests_make_at_most_two_runs(

@@ -18,12 +18,6 @@ from typing import Any, Protocol
 
 import redis.asyncio as redis
 
-from cpsync.errors import CpsyncError
-
-
-class LockBusyError(CpsyncError):
-    status_code = 409
-
 
 class Locks(Protocol):
     async def acquire(self, name: str, owner: str, ttl_seconds: float) -> bool: ...
@@ -37,18 +31,6 @@ class Locks(Protocol):
 
 def new_owner() -> str:
     return secrets.token_hex(16)
-
-
-@asynccontextmanager
-async def held(locks: Locks, name: str, ttl_seconds: float) -> AsyncIterator[str]:
-    """Hold `name` for the block, or raise LockBusyError at once if someone else does."""
-    owner = new_owner()
-    if not await locks.acquire(name, owner, ttl_seconds):
-        raise LockBusyError(f"{name} is held by another worker")
-    try:
-        yield owner
-    finally:
-        await locks.release(name, owner)
 
 
 class MemoryLocks:

@@ -62,11 +62,6 @@ class AccountRepository:
             query = query.where(UserSession.id_hash != keep)
         await self._session.execute(query)
 
-    async def sessions_of(self, user_id: int) -> Sequence[UserSession]:
-        return (
-            await self._session.scalars(select(UserSession).where(UserSession.user_id == user_id))
-        ).all()
-
     async def delete_user(self, user: User) -> None:
         await self._session.delete(user)
         await self._session.flush()
