@@ -59,7 +59,7 @@ from cpsync.students.codeforces_client import CodeforcesClient, CodeforcesClient
 from cpsync.students.dashboard_service import drop_student_stats
 from cpsync.students.models import Student
 from cpsync.students.reminder_service import ReminderService
-from cpsync.students.sync_service import StudentSyncService, SyncReport
+from cpsync.students.sync import StudentSyncService, SyncReport
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 LIMIT_SECONDS_PER_CALL = 2.0

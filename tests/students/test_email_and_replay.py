@@ -18,7 +18,7 @@ from cpsync.settings import Settings
 from cpsync.students.codeforces_client import CodeforcesClient, CodeforcesClientConfig
 from cpsync.students.models import Student, StudentRating, StudentSettings, StudentSubmission
 from cpsync.students.reminder_service import ReminderService
-from cpsync.students.sync_service import StudentSyncService
+from cpsync.students.sync import StudentSyncService
 from cpsync.students.tasks import student_jobs
 from tests.net import free_port
 from tests.replay import ReplayServer, Reply

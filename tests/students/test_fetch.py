@@ -13,7 +13,7 @@ from cpsync.settings import Settings
 from cpsync.students.codeforces_api import UserInfo
 from cpsync.students.codeforces_client import CodeforcesClient, CodeforcesClientConfig
 from cpsync.students.planner import PagingConfig, StudentPlan
-from cpsync.students.sync_service import fetch_new_submissions, fetch_student
+from cpsync.students.sync import fetch_new_submissions, fetch_student
 from tests.replay import ReplayServer, Reply, replay_server
 
 from .conftest import recording

@@ -20,7 +20,7 @@ from cpsync.students.models import (
     StudentSubmission,
     StudentSyncRun,
 )
-from cpsync.students.sync_service import HANDLE_NOT_FOUND
+from cpsync.students.sync import HANDLE_NOT_FOUND
 
 from .simulated_codeforces import (
     IdSource,

@@ -27,7 +27,7 @@ from cpsync.http import HttpClient
 from cpsync.settings import Settings
 from cpsync.students.repository import StudentRepository
 from cpsync.students.runtime import StudentsRuntime
-from cpsync.students.sync_service import SyncReport
+from cpsync.students.sync import SyncReport
 
 students_app = typer.Typer(help="Track students' Codeforces progress.", no_args_is_help=True)
 

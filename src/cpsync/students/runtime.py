@@ -25,7 +25,7 @@ from cpsync.students.config import StudentsConfig
 from cpsync.students.dashboard_service import drop_student_stats
 from cpsync.students.reminder_service import ReminderConfig, ReminderService
 from cpsync.students.service import CodeforcesHandleChecker, HandleChecker
-from cpsync.students.sync_service import Progress, StudentSyncService, SyncReport
+from cpsync.students.sync import Progress, StudentSyncService, SyncReport
 from cpsync.students.throttle import (
     RedisThrottle,
     Throttle,
