@@ -30,14 +30,13 @@ from cpsync.accounts.sessions import SessionPolicy
 from cpsync.cache import Cache, open_cache
 from cpsync.calendars.web import install_calendars
 from cpsync.clock import Clock, utc_now
-from cpsync.contests import feeds
+from cpsync.contests import api, feeds
 from cpsync.contests.routes import router as contest_pages
 from cpsync.contests.service import ContestService
 from cpsync.db import open_database
 from cpsync.http import HttpClient
 from cpsync.settings import Settings
 from cpsync.students.web import install_students
-from cpsync.web import api
 from cpsync.web.context import AppContext
 from cpsync.web.deps import ContextDep
 from cpsync.web.errors import install_error_handlers

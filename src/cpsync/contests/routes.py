@@ -22,9 +22,9 @@ from cpsync.accounts.service import AccountService
 from cpsync.contests.feeds import feed_contests
 from cpsync.contests.models import Contest
 from cpsync.contests.repository import ContestRepository
+from cpsync.contests.schemas import HealthOut
 from cpsync.contests.views import (
     ContestFilters,
-    HealthView,
     contest_view,
     filter_contests,
     health_views,
@@ -44,7 +44,7 @@ async def upcoming_contests(session: AsyncSession, context: AppContext) -> list[
     return await ContestRepository(session).not_ended(context.clock())
 
 
-async def platform_health(session: AsyncSession, context: AppContext) -> list[HealthView]:
+async def platform_health(session: AsyncSession, context: AppContext) -> list[HealthOut]:
     rows = await ContestRepository(session).health(list(PLATFORMS))
     settings = context.settings
     stale_after = timedelta(

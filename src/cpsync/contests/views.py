@@ -1,4 +1,4 @@
-"""What pages and the API show about contests and platform health. Pure."""
+"""What pages and the API show about contests and platform health, built from rows. Pure."""
 
 from __future__ import annotations
 
@@ -9,33 +9,7 @@ from urllib.parse import quote, urlencode
 
 from cpsync.contests.ics import PLATFORM_LABELS, event_summary
 from cpsync.contests.models import Contest, PlatformHealth
-
-
-@dataclass(frozen=True, slots=True)
-class ContestView:
-    platform: str
-    key: str
-    name: str
-    url: str
-    start: datetime
-    end: datetime
-    duration_seconds: int
-    status: str
-    google_calendar_url: str
-    ics_url: str
-
-    @property
-    def label(self) -> str:
-        return PLATFORM_LABELS.get(self.platform, self.platform)
-
-
-@dataclass(frozen=True, slots=True)
-class HealthView:
-    platform: str
-    label: str
-    state: str  # ok, stale, failing, never
-    last_success_at: datetime | None
-    last_error: str | None
+from cpsync.contests.schemas import ContestOut, HealthOut, HealthState
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +37,8 @@ def google_calendar_url(contest: Contest) -> str:
     return f"https://calendar.google.com/calendar/render?{query}"
 
 
-def contest_view(contest: Contest) -> ContestView:
-    return ContestView(
+def contest_view(contest: Contest) -> ContestOut:
+    return ContestOut(
         platform=contest.platform,
         key=contest.key,
         name=contest.name,
@@ -97,12 +71,12 @@ def health_views(
     platforms: Sequence[str],
     now: datetime,
     stale_after: timedelta,
-) -> list[HealthView]:
+) -> list[HealthOut]:
     views = []
     for name in platforms:
         row = rows.get(name)
         views.append(
-            HealthView(
+            HealthOut(
                 platform=name,
                 label=PLATFORM_LABELS.get(name, name),
                 state=_state(row, now, stale_after),
@@ -113,7 +87,7 @@ def health_views(
     return views
 
 
-def _state(row: PlatformHealth | None, now: datetime, stale_after: timedelta) -> str:
+def _state(row: PlatformHealth | None, now: datetime, stale_after: timedelta) -> HealthState:
     if row is None or row.last_attempt_at is None:
         return "never"
     if row.consecutive_failures > 0:

@@ -6,47 +6,18 @@ token in `X-CSRF-Token` (from `<meta name="csrf-token">`).
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
 from cpsync.accounts.deps import AccountsDep, CsrfProtected, CurrentUser
 from cpsync.accounts.schemas import FeedOut, MeOut, PlatformName, PreferencesInput, PreferencesOut
 from cpsync.contests.routes import feed_links, platform_health, upcoming_contests
+from cpsync.contests.schemas import ContestPage, HealthOut
 from cpsync.contests.views import ContestFilters, contest_view, filter_contests
 from cpsync.web.deps import ContextDep, ReadSessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["api"], dependencies=[CsrfProtected])
-
-
-class ContestOut(BaseModel):
-    platform: str
-    key: str
-    name: str
-    url: str
-    start: datetime
-    end: datetime
-    duration_seconds: int
-    status: str
-    google_calendar_url: str
-    ics_url: str
-
-
-class ContestPage(BaseModel):
-    items: list[ContestOut]
-    total: int
-    limit: int
-    offset: int
-
-
-class HealthOut(BaseModel):
-    platform: str
-    label: str
-    state: Literal["ok", "stale", "failing", "never"]
-    last_success_at: datetime | None
-    last_error: str | None
 
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Not signed in"}}
@@ -65,17 +36,13 @@ async def list_contests(
 ) -> ContestPage:
     filters = ContestFilters(platforms=list(platform or []), days=days, q=q)
     contests = filter_contests(await upcoming_contests(session, context), filters, context.clock())
-    items = [
-        ContestOut.model_validate(contest_view(c), from_attributes=True)
-        for c in contests[offset : offset + limit]
-    ]
+    items = [contest_view(c) for c in contests[offset : offset + limit]]
     return ContestPage(items=items, total=len(contests), limit=limit, offset=offset)
 
 
 @router.get("/platforms", response_model=list[HealthOut], summary="Fetch health per platform")
 async def list_platforms(context: ContextDep, session: ReadSessionDep) -> list[HealthOut]:
-    views = await platform_health(session, context)
-    return [HealthOut.model_validate(view, from_attributes=True) for view in views]
+    return await platform_health(session, context)
 
 
 @router.get("/me", response_model=MeOut, responses=UNAUTHORIZED, summary="The signed-in user")
