@@ -109,6 +109,30 @@ async def test_a_request_after_a_run_gets_its_own_run(backends: tuple[Locks, obj
     assert len(calls) == 2
 
 
+async def test_a_waiting_request_is_served_once_a_dead_holders_lock_expires(
+    backends: tuple[Locks, object],
+) -> None:
+    """A redelivered task whose first worker was killed mid-run must not be turned away."""
+    locks, cache = backends
+    name = unique("sync")
+    calls = []
+
+    async def work() -> None:
+        calls.append(1)
+
+    assert await locks.acquire(name, "killed-worker", 0.2)
+    assert await run_coalesced(locks, cache, name, work, 5) == 0  # type: ignore[arg-type]
+    waited = await run_coalesced(
+        locks,
+        cache,  # type: ignore[arg-type]
+        name,
+        work,
+        5,
+        wait_poll_seconds=0.01,
+    )
+    assert (waited, len(calls)) == (1, 1)  # one run served both pending requests
+
+
 class CountedHeartbeats:
     """The real locks, counting successful extensions so a test waits for heartbeats
     instead of sleeping for a guessed time."""

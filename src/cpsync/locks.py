@@ -116,31 +116,82 @@ async def run_coalesced(
     name: str,
     work: Callable[[], Awaitable[object]],
     ttl_seconds: float,
+    *,
+    wait_poll_seconds: float | None = None,
 ) -> int:
     """Run `work` under lock `name`, folding concurrent requests into at most one more run.
 
     A request while a run is going leaves a "pending" flag and returns at once; the
     running holder sees the flag when it finishes and runs once more for all of them.
     The lock is extended while work runs, so only a dead holder lets it expire.
+
+    With `wait_poll_seconds`, a call that found the lock held does not return at once:
+    it polls until a run has taken its request, or the lock comes free (the holder died,
+    kill -9, and its lock expired) and it serves the pending requests itself. A task
+    redelivered after its worker died then never leaves a request unserved.
+
     Returns how many runs this call did.
     """
-    pending = f"pending:{name}"
+    pending = _pending_flag(name)
     await flags.set(pending, b"1", ttl_seconds)
     runs = 0
     while True:
         owner = new_owner()
         if not await locks.acquire(name, owner, ttl_seconds):
-            return runs
+            break
         try:
-            while await flags.pop(pending) is not None:
-                async with _kept_alive(locks, name, owner, ttl_seconds):
-                    await work()
-                runs += 1
+            runs += await _drain(locks, flags, name, owner, work, ttl_seconds)
         finally:
             await locks.release(name, owner)
         # A request may have landed between the last check and the release.
         if await flags.get(pending) is None:
             return runs
+    if runs or wait_poll_seconds is None:
+        return runs
+    return await _wait_for_holder(locks, flags, name, work, ttl_seconds, wait_poll_seconds)
+
+
+async def _wait_for_holder(
+    locks: Locks,
+    flags: Flags,
+    name: str,
+    work: Callable[[], Awaitable[object]],
+    ttl_seconds: float,
+    poll_seconds: float,
+) -> int:
+    """Until a run has taken our request (its pending flag is gone), or we may run."""
+    while await flags.get(_pending_flag(name)) is not None:
+        owner = new_owner()
+        if await locks.acquire(name, owner, ttl_seconds):
+            # The holder died (its lock expired) or just finished: serve what is
+            # pending, without adding a request of our own (that would cost a run).
+            try:
+                return await _drain(locks, flags, name, owner, work, ttl_seconds)
+            finally:
+                await locks.release(name, owner)
+        await asyncio.sleep(poll_seconds)  # real time: other processes run meanwhile
+    return 0
+
+
+async def _drain(
+    locks: Locks,
+    flags: Flags,
+    name: str,
+    owner: str,
+    work: Callable[[], Awaitable[object]],
+    ttl_seconds: float,
+) -> int:
+    """Run `work` once per pending request popped, the lock kept alive meanwhile."""
+    runs = 0
+    async with _kept_alive(locks, name, owner, ttl_seconds):
+        while await flags.pop(_pending_flag(name)) is not None:
+            await work()
+            runs += 1
+    return runs
+
+
+def _pending_flag(name: str) -> str:
+    return f"pending:{name}"
 
 
 class Flags(Protocol):

@@ -16,12 +16,11 @@ traceback and closes the run as failed with a fixed message), and every claimed
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import random
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -316,50 +315,14 @@ class CalendarService:
         async def work() -> None:
             await self._run(user_id, check_remote)
 
-        name = self.lock_name(user_id)
-        ttl = self._options.lock_ttl_seconds
-        runs = await run_coalesced(self._locks, self._flags, name, work, ttl)
-        if runs == 0:
-            runs = await self._wait_for_holder(name, work)
-        return runs
-
-    async def _wait_for_holder(self, name: str, work: Callable[[], Awaitable[None]]) -> int:
-        """Until a run has taken our request (its pending flag is gone), or we may run."""
-        # `run_coalesced` keeps requests as this flag; a holder pops it before each run.
-        pending = f"pending:{name}"
-        while await self._flags.get(pending) is not None:
-            owner = secrets.token_hex(16)
-            if await self._locks.acquire(name, owner, self._options.lock_ttl_seconds):
-                # The holder died (its lock expired) or just finished: serve what is
-                # pending, without adding a request of our own (that would cost a run).
-                try:
-                    return await self._drain(name, owner, pending, work)
-                finally:
-                    await self._locks.release(name, owner)
-            await asyncio.sleep(self._options.wait_poll_seconds)  # real time: others run
-        return 0
-
-    async def _drain(
-        self, name: str, owner: str, pending: str, work: Callable[[], Awaitable[None]]
-    ) -> int:
-        ttl = self._options.lock_ttl_seconds
-
-        async def heartbeat() -> None:
-            while True:
-                await asyncio.sleep(ttl / 3)
-                await self._locks.extend(name, owner, ttl)
-
-        beat = asyncio.create_task(heartbeat())
-        runs = 0
-        try:
-            while await self._flags.pop(pending) is not None:
-                await work()
-                runs += 1
-        finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
-        return runs
+        return await run_coalesced(
+            self._locks,
+            self._flags,
+            self.lock_name(user_id),
+            work,
+            self._options.lock_ttl_seconds,
+            wait_poll_seconds=self._options.wait_poll_seconds,
+        )
 
     async def _run(self, user_id: int, check_remote: bool) -> UserRunResult:
         async with self._db.session() as session, session.begin():
