@@ -58,7 +58,7 @@ from cpsync.settings import Settings
 from cpsync.students.codeforces_client import CodeforcesClient, CodeforcesClientConfig
 from cpsync.students.dashboard_service import drop_student_stats
 from cpsync.students.models import Student
-from cpsync.students.reminder_service import ReminderService
+from cpsync.students.reminders import ReminderService
 from cpsync.students.sync import StudentSyncService, SyncReport
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ from cpsync.notify.email import Email
 from cpsync.settings import Settings
 from cpsync.students.codeforces_client import CodeforcesClient, CodeforcesClientConfig
 from cpsync.students.models import Student
-from cpsync.students.reminder_service import ReminderService
+from cpsync.students.reminders import ReminderService
 from cpsync.students.sync import StudentSyncService, SyncConfig
 
 from .simulated_codeforces import SimulatedCodeforces

@@ -17,7 +17,7 @@ from cpsync.notify.email import EmailDeliveryError, SmtpConfig, SmtpMailer
 from cpsync.settings import Settings
 from cpsync.students.codeforces_client import CodeforcesClient, CodeforcesClientConfig
 from cpsync.students.models import Student, StudentRating, StudentSettings, StudentSubmission
-from cpsync.students.reminder_service import ReminderService
+from cpsync.students.reminders import ReminderService
 from cpsync.students.sync import StudentSyncService
 from cpsync.students.tasks import student_jobs
 from tests.net import free_port

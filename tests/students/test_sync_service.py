@@ -251,7 +251,7 @@ async def test_repeat_reminders_every_m_days_while_inactive(database, world) -> 
 
 
 async def test_many_concurrent_reminder_checks_claim_once(database, world) -> None:
-    from cpsync.students.reminder_service import ReminderService
+    from cpsync.students.reminders import ReminderService
 
     sim, _rng, _ids = world
     coach = await add_coach(database)
@@ -268,7 +268,7 @@ async def test_many_concurrent_reminder_checks_claim_once(database, world) -> No
 
 
 async def test_a_failed_reminder_is_retried_by_one_run_only(database, world) -> None:
-    from cpsync.students.reminder_service import ReminderService
+    from cpsync.students.reminders import ReminderService
 
     sim, _rng, _ids = world
     coach = await add_coach(database)

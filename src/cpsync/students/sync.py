@@ -55,7 +55,7 @@ from cpsync.students.planner import (
     plan_sync,
     settle_submissions,
 )
-from cpsync.students.reminder_service import ReminderCounts
+from cpsync.students.reminders import ReminderCounts
 from cpsync.students.repository import StudentRepository
 
 log = logging.getLogger(__name__)
