@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -122,6 +123,30 @@ async def test_callers_tell_retriable_from_permanent_by_the_shared_error_tree(
     assert retriable.value.retry_after == 7.0
     assert isinstance(permanent.value, PermanentUpstreamError)
     assert permanent.value.upstream_status == 404
+
+
+class CountingPacer:
+    """A host's own pacing policy (as the shared Codeforces bucket is), counting turns."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+
+    async def acquire(self) -> None:
+        self.turns += 1
+
+
+async def test_a_host_with_its_own_pacer_waits_on_it_for_every_attempt(
+    server: ReplayServer,
+) -> None:
+    url = route(server, Reply(503, headers={"Retry-After": "1"}), Reply(200, b"ok"))
+    pacer = CountingPacer()
+    sleep = RecordingSleep()
+    settings = client_settings(http_min_interval_seconds=60)
+    host = urlsplit(server.base_url).netloc
+    async with HttpClient(settings, sleep=sleep, pacers={host: pacer}) as http:
+        await http.request("GET", url)
+    assert pacer.turns == 2  # the retry waited its turn too
+    assert sleep.delays == [1.0]  # only Retry-After: the 60 s default does not apply on top
 
 
 async def test_timeout_is_retried_then_reported(server: ReplayServer) -> None:

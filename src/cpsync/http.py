@@ -1,9 +1,13 @@
 """The one outbound HTTP client.
 
 Every call to a remote site goes through `HttpClient`: timeouts, a response size cap,
-a minimum interval between calls to the same host, and retries with exponential
-backoff and jitter on network errors, 429 and 5xx (honouring `Retry-After`). Other
-4xx answers are not retried.
+pacing per host, and retries with exponential backoff and jitter on network errors,
+429 and 5xx (honouring `Retry-After`). Other 4xx answers are not retried.
+
+Pacing: every attempt (retries too) first waits on its host's `Pacer`. By default that
+keeps calls to one host `http_min_interval_seconds` apart in this process; a host with
+a stricter or shared budget gets its own pacer through `pacers=` (Codeforces: a token
+bucket that may live in Redis, shared by every process).
 
 A client that calls URLs users typed (a CalDAV collection) is built with
 `transport=cpsync.outbound.GuardedTransport(...)`: every request and redirect hop then
@@ -27,7 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -83,19 +87,25 @@ class HttpResponse:
     body: bytes
 
 
-class _HostPacer:
+class Pacer(Protocol):
+    async def acquire(self) -> None:
+        """Return when the caller may make one call to the host."""
+
+
+class _MinIntervalPacer:
     """Keeps calls to one host at least `interval` seconds apart."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, sleep: Sleep) -> None:
         self._interval = interval
+        self._sleep = sleep
         self._lock = asyncio.Lock()
         self._next_at = 0.0
 
-    async def wait_turn(self, sleep: Sleep) -> None:
+    async def acquire(self) -> None:
         async with self._lock:
             delay = self._next_at - time.monotonic()
             if delay > 0:
-                await sleep(delay)
+                await self._sleep(delay)
             self._next_at = time.monotonic() + self._interval
 
 
@@ -106,10 +116,13 @@ class HttpClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
+        pacers: Mapping[str, Pacer] | None = None,
     ) -> None:
+        """`pacers` maps a host (`codeforces.com`, `127.0.0.1:8080`) to the pacer its
+        calls wait on instead of the default minimum interval."""
         self._settings = settings
         self._sleep = sleep
-        self._pacers: dict[str, _HostPacer] = {}
+        self._pacers: dict[str, Pacer] = dict(pacers or {})
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.http_timeout_seconds),
             follow_redirects=True,
@@ -168,7 +181,7 @@ class HttpClient:
         For callers to whom a 409 or 412 is an answer, not a failure, and which run their
         own retry loop (the calendar sinks). Network trouble raises RetriableUpstreamError.
         """
-        await self._pacer(url).wait_turn(self._sleep)
+        await self._pacer(url).acquire()
         host = urlsplit(url).netloc
         try:
             async with self._client.stream(
@@ -202,10 +215,11 @@ class HttpClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _pacer(self, url: str) -> _HostPacer:
+    def _pacer(self, url: str) -> Pacer:
         host = urlsplit(url).netloc
         if host not in self._pacers:
-            self._pacers[host] = _HostPacer(self._settings.http_min_interval_seconds)
+            interval = self._settings.http_min_interval_seconds
+            self._pacers[host] = _MinIntervalPacer(interval, self._sleep)
         return self._pacers[host]
 
 
