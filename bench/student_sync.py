@@ -56,7 +56,7 @@ from cpsync.http import HttpClient
 from cpsync.locks import MemoryLocks
 from cpsync.settings import Settings
 from cpsync.students.codeforces_client import CodeforcesClient, CodeforcesClientConfig
-from cpsync.students.dashboard_service import drop_student_stats
+from cpsync.students.dashboard import drop_student_stats
 from cpsync.students.models import Student
 from cpsync.students.reminders import ReminderService
 from cpsync.students.sync import StudentSyncService, SyncReport

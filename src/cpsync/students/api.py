@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from cpsync.accounts.deps import CsrfProtected
-from cpsync.students.dashboard_service import DashboardService, parse_period
+from cpsync.students.dashboard import DashboardService, parse_period
 from cpsync.students.deps import CoachUser, RuntimeDep, StudentId, StudentServiceDep
 from cpsync.students.repository import SORTABLE, StudentRepository
 from cpsync.students.schemas import StudentInput, StudentList, StudentOut, SyncStarted

@@ -25,7 +25,7 @@ from cpsync.cache import MemoryCache
 from cpsync.clock import Clock
 from cpsync.db import Database
 from cpsync.notify.email import Email, EmailDeliveryError, Mailer, render_email
-from cpsync.students.dashboard_service import DashboardService, student_zone
+from cpsync.students.dashboard import DashboardService, student_zone
 from cpsync.students.inactivity import Activity, ReminderPolicy, reminder_decision
 from cpsync.students.models import Student, StudentReminder, StudentSettings
 from cpsync.students.repository import StudentRepository

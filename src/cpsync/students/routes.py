@@ -19,7 +19,7 @@ from cpsync.settings import Settings
 from cpsync.students import api
 from cpsync.students.config import StudentsConfig
 from cpsync.students.csv_io import decode_upload, export_csv
-from cpsync.students.dashboard_service import DashboardService, choose_period, student_zone
+from cpsync.students.dashboard import DashboardService, choose_period, student_zone
 from cpsync.students.deps import CoachUser, RuntimeDep, StudentId, StudentServiceDep
 from cpsync.students.import_service import (
     CsvImporter,

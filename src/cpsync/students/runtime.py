@@ -22,7 +22,7 @@ from cpsync.scheduler import ScheduledJob, Scheduler, record_faults
 from cpsync.settings import Settings
 from cpsync.students.codeforces_client import CodeforcesClient, CodeforcesClientConfig
 from cpsync.students.config import StudentsConfig
-from cpsync.students.dashboard_service import drop_student_stats
+from cpsync.students.dashboard import drop_student_stats
 from cpsync.students.reminders import ReminderConfig, ReminderService
 from cpsync.students.service import CodeforcesHandleChecker, HandleChecker
 from cpsync.students.sync import Progress, StudentSyncService, SyncReport

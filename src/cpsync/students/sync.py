@@ -41,7 +41,7 @@ from cpsync.students.codeforces_api import (
     UserInfo,
     UserLookup,
 )
-from cpsync.students.dashboard_service import drop_student_stats
+from cpsync.students.dashboard import drop_student_stats
 from cpsync.students.models import Student, StudentSyncRun
 from cpsync.students.planner import (
     PageRequest,

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from cpsync.students.dashboard_service import PeriodChoice
+from cpsync.students.dashboard import PeriodChoice
 
 # Codeforces' own rank colours, as CSS classes (no inline styles under our CSP).
 RANK_CLASSES = {
