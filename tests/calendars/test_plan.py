@@ -69,7 +69,7 @@ def test_first_plan_inserts_everything_scheduled() -> None:
 
 def test_unchanged_revisions_plan_nothing() -> None:
     wanted = [contest("codeforces", "1"), contest("leetcode", "w")]
-    assert plan_sync(wanted, [pushed(e) for e in wanted]).is_empty
+    assert plan_sync(wanted, [pushed(e) for e in wanted]) == Plan()
 
 
 def test_changed_revision_is_an_update_and_start_time_is_not_the_key() -> None:
@@ -105,7 +105,7 @@ def test_cancelled_and_undesired_events_are_deleted() -> None:
 def test_already_deleted_records_are_not_deleted_again() -> None:
     gone = contest("codeforces", "2", status=DesiredStatus.CANCELLED)
     plan = plan_sync([gone], [pushed(gone, state=PushState.DELETED)])
-    assert plan.is_empty
+    assert plan == Plan()
 
 
 def test_failed_writes_are_retried_as_updates() -> None:
@@ -228,7 +228,7 @@ def test_applying_a_successful_plan_converges(before: list, after: list) -> None
 
     records = apply_results(records, plan, _all_succeed(plan))
 
-    assert plan_sync(after, records).is_empty
+    assert plan_sync(after, records) == Plan()
     live = {r.event_key for r in records if r.state == PushState.SYNCED}
     assert live == {e.event_key for e in after if e.status == DesiredStatus.SCHEDULED}
 
@@ -255,6 +255,6 @@ def test_changed_reminders_or_colour_update_without_a_new_revision() -> None:
     louder = replace(event, reminders=(60, 30, 10))
     recoloured = replace(event, colour="11")
 
-    assert plan_sync([event], [record]).is_empty
+    assert plan_sync([event], [record]) == Plan()
     assert [u.desired for u in plan_sync([louder], [record]).updates] == [louder]
     assert [u.desired for u in plan_sync([recoloured], [record]).updates] == [recoloured]

@@ -118,10 +118,6 @@ class Plan:
     def writes(self) -> int:
         return len(self.inserts) + len(self.updates) + len(self.deletes)
 
-    @property
-    def is_empty(self) -> bool:
-        return self.writes == 0 and not self.vanished
-
 
 @dataclass(frozen=True, slots=True)
 class CallResult:
