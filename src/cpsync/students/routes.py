@@ -19,7 +19,17 @@ from cpsync.settings import Settings
 from cpsync.students import api
 from cpsync.students.config import StudentsConfig
 from cpsync.students.csv_io import decode_upload, export_csv
-from cpsync.students.dashboard import DashboardService, choose_period, student_zone
+from cpsync.students.dashboard import (
+    DashboardService,
+    Pager,
+    choose_period,
+    heat_cells,
+    period_notice,
+    profile_url,
+    rank_class,
+    return_path,
+    student_zone,
+)
 from cpsync.students.deps import CoachUser, RuntimeDep, StudentId, StudentServiceDep
 from cpsync.students.import_service import (
     CsvImporter,
@@ -45,14 +55,6 @@ from cpsync.students.schemas import StudentInput, field_errors
 from cpsync.students.service import StudentFormError, coach_scope, visible_student
 from cpsync.students.settings_service import SettingsInput, load_settings, save_settings
 from cpsync.students.stats import CONTEST_PERIODS, PROBLEM_PERIODS
-from cpsync.students.views import (
-    Pager,
-    heat_cells,
-    period_notice,
-    profile_url,
-    rank_class,
-    return_path,
-)
 from cpsync.web.deps import ReadSessionDep, SessionDep
 from cpsync.web.flash import flash_redirect
 from cpsync.web.templating import render
