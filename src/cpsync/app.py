@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from cpsync.accounts.api import router as accounts_api
 from cpsync.accounts.crypto import load_keyring, load_secret_key
 from cpsync.accounts.csrf import AnonymousCsrf
 from cpsync.accounts.routes import router as accounts_router
@@ -117,6 +118,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     install_error_handlers(app)
     app.include_router(contest_pages)
     app.include_router(accounts_router)
+    app.include_router(accounts_api)
     app.include_router(api.router)
     app.include_router(feeds.router)
     # Calendar sync pages, API and (embedded mode) the in-process broker and scheduler.

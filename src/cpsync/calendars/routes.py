@@ -1,5 +1,6 @@
-"""Calendar sync over HTTP: the "Calendar sync" page, connect Google or CalDAV, "sync now",
-and `POST /api/v1/sync` (202 + a job id) with `GET /api/v1/sync/{job_id}`. Thin."""
+"""Calendars over HTTP: the "My calendar" preferences page and its feed address, the
+"Calendar sync" page (connect Google or CalDAV, "sync now"), `/api/v1/preferences`,
+`/api/v1/feed`, and `POST /api/v1/sync` (202 + a job id) with `GET /api/v1/sync/{job_id}`. Thin."""
 
 from __future__ import annotations
 
@@ -8,17 +9,27 @@ import json
 import secrets
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData
 
-from cpsync.accounts.deps import CsrfProtected, CurrentUser
+from cpsync.accounts.deps import AccountsDep, CsrfProtected, CurrentUser
+from cpsync.accounts.models import FeedToken, Preferences, User
+from cpsync.accounts.preferences import COLORS
+from cpsync.accounts.schemas import FeedOut, PreferencesInput, PreferencesOut, field_errors
+from cpsync.accounts.service import AccountService
 from cpsync.calendars.models import CalendarLink
 from cpsync.calendars.repository import CalendarRepository
 from cpsync.calendars.service import CalendarLinkError
 from cpsync.calendars.web import CalendarWeb, CalendarWebDep
+from cpsync.contests.feeds import feed_contests
+from cpsync.contests.schemas import ContestOut
+from cpsync.settings import Settings
+from cpsync.web.context import AppContext
 from cpsync.web.deps import ContextDep, SessionDep
 from cpsync.web.flash import flash_redirect
 from cpsync.web.templating import render
@@ -29,6 +40,9 @@ PAGE = "/calendar/sync"
 SYNC_REQUESTED = "Sync requested: your calendars update in a moment, and the result shows below."
 MAX_ID = 2**31 - 1  # what every database's INTEGER holds
 LinkId = Annotated[int, Path(ge=1, le=MAX_ID)]
+PREVIEW_LIMIT = 50
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "Not signed in"}}
+CSRF: dict[int | str, dict[str, Any]] = {403: {"description": "Missing or wrong X-CSRF-Token"}}
 
 # HTML pages and form posts stay out of the OpenAPI schema, like the other pages.
 page_router = APIRouter(include_in_schema=False, dependencies=[CsrfProtected])
@@ -52,6 +66,140 @@ class LinkOut(BaseModel):
     state_reason: str
     last_run_at: datetime | None
     last_status: str | None
+
+
+# -- "My calendar": preferences and the feed address --------------------------------
+
+
+def feed_links(settings: Settings, token: str) -> dict[str, str]:
+    feed_url = f"{settings.public_url}/feeds/{token}.ics"
+    webcal_url = "webcal://" + feed_url.split("://", 1)[1]
+    subscribe = "https://calendar.google.com/calendar/render?cid=" + quote(webcal_url, safe="")
+    return {"feed_url": feed_url, "webcal_url": webcal_url, "google_subscribe_url": subscribe}
+
+
+async def _calendar_page(
+    request: Request,
+    user: User,
+    context: AppContext,
+    session: AsyncSession,
+    accounts: AccountService,
+    preferences: Preferences,
+    extra: dict[str, Any],
+    status_code: int = 200,
+) -> Response:
+    token_row: FeedToken = await accounts.feed_token(user)
+    preview = await feed_contests(session, preferences, context.clock(), history=False)
+    page = {
+        "nav": "calendar",
+        "preferences": preferences,
+        "colors": COLORS,
+        "errors": {},
+        "values": {},
+        "preview": [ContestOut.of(c) for c in preview[:PREVIEW_LIMIT]],
+        "flash": None,
+        **feed_links(context.settings, accounts.reveal_feed_token(token_row)),
+        **extra,
+    }
+    return render(request, "calendar.html", page, status_code=status_code)
+
+
+@page_router.get("/calendar")
+async def calendar(
+    request: Request,
+    context: ContextDep,
+    session: SessionDep,
+    accounts: AccountsDep,
+    user: CurrentUser,
+    saved: str | None = None,
+) -> Response:
+    preferences = await accounts.preferences(user)
+    flash = {
+        "1": "Your calendar preferences were saved.",
+        "token": "Your feed has a new address; the old one no longer works.",
+    }.get(saved or "")
+    return await _calendar_page(
+        request, user, context, session, accounts, preferences, {"flash": flash}
+    )
+
+
+def preferences_form(form: FormData, current: Preferences) -> dict[str, Any]:
+    def blank_to_none(name: str) -> Any:
+        value = form.get(name)
+        return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
+    reminders = [v for v in form.getlist("reminder_minutes") if not isinstance(v, str) or v.strip()]
+    return {
+        "platforms": form.getlist("platforms"),
+        "max_duration_hours": blank_to_none("max_duration_hours"),
+        "exclude_pattern": form.get("exclude_pattern") or "",
+        "hour_from": blank_to_none("hour_from"),
+        "hour_to": blank_to_none("hour_to"),
+        "weekdays": form.getlist("weekdays"),
+        "reminder_minutes": reminders,
+        "color": form.get("color") or current.color,
+        "timezone": form.get("timezone") or current.timezone,
+    }
+
+
+@page_router.post("/calendar")
+async def save_calendar(
+    request: Request,
+    context: ContextDep,
+    session: SessionDep,
+    accounts: AccountsDep,
+    user: CurrentUser,
+) -> Response:
+    preferences = await accounts.preferences(user)
+    submitted = preferences_form(await request.form(), preferences)
+    try:
+        values = PreferencesInput.model_validate(submitted)
+    except ValidationError as exc:
+        shown = {k: v for k, v in submitted.items() if isinstance(v, (str, list, type(None)))}
+        extra = {"errors": field_errors(exc), "values": shown}
+        return await _calendar_page(
+            request, user, context, session, accounts, preferences, extra, 422
+        )
+    await accounts.save_preferences(user, values)
+    return RedirectResponse("/calendar?saved=1", status_code=303)
+
+
+@page_router.post("/calendar/feed-token")
+async def regenerate_feed_token(accounts: AccountsDep, user: CurrentUser) -> Response:
+    await accounts.regenerate_feed_token(user)
+    return RedirectResponse("/calendar?saved=token", status_code=303)
+
+
+@api_router.get("/preferences", response_model=PreferencesOut, responses=UNAUTHORIZED)
+async def get_preferences(accounts: AccountsDep, user: CurrentUser) -> PreferencesOut:
+    return PreferencesOut.model_validate((await accounts.preferences(user)).as_dict())
+
+
+@api_router.put("/preferences", response_model=PreferencesOut, responses=UNAUTHORIZED | CSRF)
+async def put_preferences(
+    values: PreferencesInput, accounts: AccountsDep, user: CurrentUser
+) -> PreferencesOut:
+    saved = await accounts.save_preferences(user, values)
+    return PreferencesOut.model_validate(saved.as_dict())
+
+
+@api_router.get(
+    "/feed", response_model=FeedOut, responses=UNAUTHORIZED, summary="Your ICS feed links"
+)
+async def get_feed(context: ContextDep, accounts: AccountsDep, user: CurrentUser) -> FeedOut:
+    token = accounts.reveal_feed_token(await accounts.feed_token(user))
+    return FeedOut(**feed_links(context.settings, token))
+
+
+@api_router.post(
+    "/feed/regenerate",
+    response_model=FeedOut,
+    responses=UNAUTHORIZED | CSRF,
+    summary="A new feed address; the old one stops working",
+)
+async def regenerate_feed(context: ContextDep, accounts: AccountsDep, user: CurrentUser) -> FeedOut:
+    token = accounts.reveal_feed_token(await accounts.regenerate_feed_token(user))
+    return FeedOut(**feed_links(context.settings, token))
 
 
 # -- pages ---------------------------------------------------------------------------

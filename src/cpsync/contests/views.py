@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import quote, urlencode
 
-from cpsync.contests.ics import PLATFORM_LABELS, event_summary
+from cpsync.contests.ics import PLATFORM_LABELS
 from cpsync.contests.models import Contest, PlatformHealth
-from cpsync.contests.schemas import ContestOut, HealthOut, HealthState
+from cpsync.contests.schemas import HealthOut, HealthState
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,39 +16,6 @@ class ContestFilters:
     platforms: list[str]
     days: int | None
     q: str
-
-
-def _google_time(moment: datetime) -> str:
-    return moment.strftime("%Y%m%dT%H%M%SZ")
-
-
-def google_calendar_url(contest: Contest) -> str:
-    """Google Calendar's "add event" template link for one contest."""
-    query = urlencode(
-        {
-            "action": "TEMPLATE",
-            "text": event_summary(contest),
-            "dates": f"{_google_time(contest.start)}/{_google_time(contest.end)}",
-            "details": f"{contest.name}\n{contest.url}",
-            "location": contest.url,
-        }
-    )
-    return f"https://calendar.google.com/calendar/render?{query}"
-
-
-def contest_view(contest: Contest) -> ContestOut:
-    return ContestOut(
-        platform=contest.platform,
-        key=contest.key,
-        name=contest.name,
-        url=contest.url,
-        start=contest.start,
-        end=contest.end,
-        duration_seconds=contest.duration_seconds,
-        status=contest.status,
-        google_calendar_url=google_calendar_url(contest),
-        ics_url=f"/contests/{quote(contest.platform, safe='')}/{quote(contest.key, safe='')}.ics",
-    )
 
 
 def filter_contests(
