@@ -52,8 +52,14 @@ from cpsync.students.schedule import (
     schedule_warning,
 )
 from cpsync.students.schemas import StudentInput, field_errors
-from cpsync.students.service import StudentFormError, coach_scope, visible_student
-from cpsync.students.settings_service import SettingsInput, load_settings, save_settings
+from cpsync.students.service import (
+    SettingsInput,
+    StudentFormError,
+    coach_scope,
+    load_settings,
+    save_settings,
+    visible_student,
+)
 from cpsync.students.stats import CONTEST_PERIODS, PROBLEM_PERIODS
 from cpsync.web.deps import ReadSessionDep, SessionDep
 from cpsync.web.flash import flash_redirect

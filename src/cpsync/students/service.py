@@ -3,6 +3,7 @@
 A handle is checked against Codeforces before anything is saved (an unknown handle is
 a form error); the spelling Codeforces answers with is stored. A changed handle is a
 different account: its stored rows are dropped and the student is synced in full.
+A coach's settings (sync schedule, reminder policy) are loaded and saved here too.
 Callers commit (commit at the edges) and then start the immediate sync.
 """
 
@@ -25,8 +26,15 @@ from cpsync.students.codeforces_api import (
     CodeforcesUnavailableError,
     UserLookup,
 )
-from cpsync.students.models import Student, StudentRating, StudentSubmission
+from cpsync.students.models import (
+    DEFAULT_SYNC_CRON,
+    Student,
+    StudentRating,
+    StudentSettings,
+    StudentSubmission,
+)
 from cpsync.students.repository import StudentRepository
+from cpsync.students.schedule import Picker, ScheduleError, sync_cron, zone_or_utc
 from cpsync.students.schemas import StudentInput
 
 UNKNOWN_HANDLE = "Codeforces has no user with this handle."
@@ -262,3 +270,59 @@ class StudentService:
         student.updated_at = now
         await self._session.flush()
         return Saved(student, needs_sync=changed)
+
+
+# ---------------------------------------------------------------- a coach's settings
+# The sync schedule (cron in the database) and the reminder policy.
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsInput:
+    picker: Picker
+    timezone: str
+    inactive_days: int
+    accepted_only: bool
+    repeat_every_days: int | None
+
+
+def default_settings(coach_id: int, zone: str, clock: Clock) -> StudentSettings:
+    return StudentSettings(
+        coach_id=coach_id,
+        sync_cron=DEFAULT_SYNC_CRON,
+        timezone=zone,
+        inactive_days=7,
+        accepted_only=False,
+        repeat_every_days=None,
+        updated_at=clock(),
+    )
+
+
+async def load_settings(
+    session: AsyncSession, coach_id: int, zone: str, clock: Clock
+) -> StudentSettings:
+    found = await session.get(StudentSettings, coach_id)
+    return found if found is not None else default_settings(coach_id, zone, clock)
+
+
+async def save_settings(
+    session: AsyncSession, coach_id: int, values: SettingsInput, clock: Clock
+) -> StudentSettings:
+    """Validate and store; raises ScheduleError with a message for the form."""
+    cron = sync_cron(values.picker, clock())
+    if str(zone_or_utc(values.timezone)) != values.timezone:
+        raise ScheduleError("Unknown time zone: use a name like Asia/Kolkata.", "timezone")
+    if not 1 <= values.inactive_days <= 365:
+        raise ScheduleError("Inactivity is between 1 and 365 days.", "inactive_days")
+    if values.repeat_every_days is not None and not 1 <= values.repeat_every_days <= 365:
+        raise ScheduleError("Repeats are between 1 and 365 days apart.", "repeat_every_days")
+    row = await session.get(StudentSettings, coach_id)
+    if row is None:
+        row = default_settings(coach_id, values.timezone, clock)
+        session.add(row)
+    row.sync_cron = cron
+    row.timezone = values.timezone
+    row.inactive_days = values.inactive_days
+    row.accepted_only = values.accepted_only
+    row.repeat_every_days = values.repeat_every_days
+    row.updated_at = clock()
+    return row
