@@ -31,7 +31,7 @@ from cpsync.students.dashboard import (
     student_zone,
 )
 from cpsync.students.deps import CoachUser, RuntimeDep, StudentId, StudentServiceDep
-from cpsync.students.import_service import (
+from cpsync.students.imports import (
     CsvImporter,
     ImportJob,
     ImportJobNotFoundError,
