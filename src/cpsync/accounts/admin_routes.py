@@ -20,7 +20,7 @@ from cpsync.accounts.schemas import InviteForm, RoleForm, field_errors
 from cpsync.accounts.service import AccountError, AccountService
 from cpsync.accounts.sessions import SESSION_COOKIE
 from cpsync.calendars.web import CalendarWeb, CalendarWebDep
-from cpsync.contests.routes import platform_health
+from cpsync.contests.service import platform_health
 from cpsync.jobs import recent_jobs
 from cpsync.web.context import AppContext
 from cpsync.web.deps import ContextDep, SessionDep
@@ -49,7 +49,7 @@ async def _admin_page(
     page = {
         "nav": "admin",
         "users": await accounts.users(),
-        "health": await platform_health(session, context),
+        "health": await platform_health(session, context.settings, context.clock()),
         "jobs": await recent_jobs(session),
         "refresh_running": context.scheduler.running,
         "flash": REFRESH_NOTICES.get(request.query_params.get("refresh", "")),

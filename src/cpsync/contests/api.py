@@ -12,8 +12,9 @@ from fastapi import APIRouter, Query
 
 from cpsync.accounts.deps import CsrfProtected
 from cpsync.accounts.schemas import PlatformName
-from cpsync.contests.routes import platform_health, upcoming_contests
+from cpsync.contests.routes import upcoming_contests
 from cpsync.contests.schemas import ContestOut, ContestPage, HealthOut
+from cpsync.contests.service import platform_health
 from cpsync.contests.views import ContestFilters, filter_contests
 from cpsync.web.deps import ContextDep, ReadSessionDep
 
@@ -38,4 +39,4 @@ async def list_contests(
 
 @router.get("/platforms", response_model=list[HealthOut], summary="Fetch health per platform")
 async def list_platforms(context: ContextDep, session: ReadSessionDep) -> list[HealthOut]:
-    return await platform_health(session, context)
+    return await platform_health(session, context.settings, context.clock())

@@ -4,7 +4,6 @@ Thin: parse, call a service, render."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -14,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cpsync.accounts.deps import AccountsDep, AdminUser, CsrfProtected, VisitorDep
 from cpsync.contests.models import Contest
 from cpsync.contests.repository import ContestRepository
-from cpsync.contests.schemas import ContestOut, HealthOut
+from cpsync.contests.schemas import ContestOut
+from cpsync.contests.service import platform_health
 from cpsync.contests.views import (
     ContestFilters,
     filter_contests,
-    health_views,
 )
 from cpsync.platforms.registry import PLATFORMS
 from cpsync.web.context import AppContext
@@ -30,15 +29,6 @@ router = APIRouter(include_in_schema=False, dependencies=[CsrfProtected])
 
 async def upcoming_contests(session: AsyncSession, context: AppContext) -> list[Contest]:
     return await ContestRepository(session).not_ended(context.clock())
-
-
-async def platform_health(session: AsyncSession, context: AppContext) -> list[HealthOut]:
-    rows = await ContestRepository(session).health(list(PLATFORMS))
-    settings = context.settings
-    stale_after = timedelta(
-        minutes=max(settings.staleness_minutes, 2 * settings.refresh_interval_minutes)
-    )
-    return health_views(rows, list(PLATFORMS), context.clock(), stale_after)
 
 
 def parse_contest_filters(
@@ -65,7 +55,7 @@ async def home(
     page = {
         "nav": "home",
         "contests": [ContestOut.of(c) for c in contests],
-        "health": await platform_health(session, context),
+        "health": await platform_health(session, context.settings, context.clock()),
         "filters": filters,
         "bootstrap_needed": await accounts.bootstrap_needed(),
     }

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cpsync.clock import Clock
 from cpsync.contests.merge import ChangeKind, MergePlan, plan_merge
 from cpsync.contests.models import Contest, PlatformHealth
 from cpsync.contests.repository import ContestRepository
+from cpsync.contests.schemas import HealthOut
+from cpsync.contests.views import health_views
 from cpsync.db import Database
 from cpsync.http import HttpClient
 from cpsync.platforms.fetch import FetchOutcome, fetch_platform
@@ -140,3 +144,14 @@ def _fill_counts(report: RefreshReport, plan: MergePlan) -> None:
     report.counts = {kind: plan.count(kind) for kind in ChangeKind}
     report.unchanged = plan.unchanged
     report.changes = plan.changes
+
+
+async def platform_health(
+    session: AsyncSession, settings: Settings, now: datetime
+) -> list[HealthOut]:
+    """Each platform's fetch health as pages and the API show it, in registry order."""
+    rows = await ContestRepository(session).health(list(PLATFORMS))
+    stale_after = timedelta(
+        minutes=max(settings.staleness_minutes, 2 * settings.refresh_interval_minutes)
+    )
+    return health_views(rows, list(PLATFORMS), now, stale_after)
