@@ -233,7 +233,8 @@ async def test_a_sync_refuses_a_link_whose_name_now_resolves_to_a_private_addres
 
         dns.names["calendar.test"] = ["10.20.30.40"]  # rebinding
         await change_contest(db, "codeforces", "2050", name="Moved round")
-        job_id = await service.request_sync(user_id)
+        async with db.session() as session, session.begin():  # what "Sync now" records
+            job_id = service.add_sync_request(session, user_id).id
         await service.sync_user(user_id, check_remote=True)
 
         last = (await runs_of(db, link_id))[-1]

@@ -282,10 +282,6 @@ class CalendarService:
         session.add(request)
         return request
 
-    async def request_sync(self, user_id: int) -> str:
-        async with self._db.session() as session, session.begin():
-            return self.add_sync_request(session, user_id).id
-
     async def request_status(
         self, user_id: int, request_id: str, session: AsyncSession | None = None
     ) -> SyncRequest:
