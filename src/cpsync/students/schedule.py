@@ -22,7 +22,6 @@ from croniter import croniter
 from cpsync.cron import CronError, check_cron, previous_run
 from cpsync.scheduler import ScheduledJob
 
-FREQUENCIES = ("daily", "hours", "weekly", "custom")
 EVERY_HOURS = (1, 2, 3, 4, 6, 8, 12)
 WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 SHORTEST_SYNC_GAP = timedelta(minutes=15)
@@ -171,8 +170,3 @@ class ZonedCronJob(ScheduledJob):
     def latest_occurrence(self, now: datetime) -> datetime:
         local = now.astimezone(zone_or_utc(self.zone))
         return previous_run(self.cron or "0 3 * * *", local).astimezone(UTC)
-
-    def next_occurrence(self, now: datetime) -> datetime:
-        local = now.astimezone(zone_or_utc(self.zone))
-        occurrence: datetime = croniter(self.cron or "0 3 * * *", local).get_next(datetime)
-        return occurrence.astimezone(UTC)
