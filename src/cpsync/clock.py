@@ -10,10 +10,3 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def fixed_clock(moment: datetime) -> Clock:
-    if moment.tzinfo is None:
-        raise ValueError("a clock must return aware datetimes")
-    frozen = moment.astimezone(UTC)
-    return lambda: frozen

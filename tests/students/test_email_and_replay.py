@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import func, select
 
 from cpsync.cache import MemoryCache
-from cpsync.clock import fixed_clock
 from cpsync.http import HttpClient
 from cpsync.locks import MemoryLocks
 from cpsync.notify.email import EmailDeliveryError, SmtpConfig, SmtpMailer
@@ -21,6 +20,7 @@ from cpsync.students.reminders import ReminderService
 from cpsync.students.sync import StudentSyncService
 from cpsync.students.tasks import student_jobs
 from tests.net import free_port
+from tests.recordings import MutableClock
 from tests.replay import ReplayServer, Reply
 from tests.smtp_receiver import Inbox, smtp_receiver
 
@@ -82,8 +82,8 @@ async def test_sync_over_recorded_answers_then_email_through_smtp(
             client,
             MemoryCache(),
             MemoryLocks(),
-            fixed_clock(now),
-            after_sync=ReminderService(database, mailer, fixed_clock(now)),
+            MutableClock(now),
+            after_sync=ReminderService(database, mailer, MutableClock(now)),
             sleep=no_sleep,
         )
         report = await service.sync(coach_id=coach)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from cpsync.clock import fixed_clock
 from cpsync.db import Database
+from tests.recordings import MutableClock
 
 from .simulated_codeforces import IdSource, SimulatedCodeforces, catalogue, generate_user, unix
 from .support import RecordingMailer, add_coach, add_student, sync_service
@@ -38,7 +38,7 @@ async def sync_at(
     database: Database, sim: SimulatedCodeforces, coach: int, at: datetime
 ) -> RecordingMailer:
     mailer = RecordingMailer()
-    async with sync_service(database, sim, fixed_clock(at), mailer=mailer) as service:
+    async with sync_service(database, sim, MutableClock(at), mailer=mailer) as service:
         await service.sync(coach_id=coach, trigger="schedule")
     return mailer
 

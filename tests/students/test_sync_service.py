@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import func, select
 
 from cpsync.cache import MemoryCache
-from cpsync.clock import fixed_clock
 from cpsync.db import Database
 from cpsync.locks import MemoryLocks
 from cpsync.students.models import (
@@ -21,6 +20,7 @@ from cpsync.students.models import (
     StudentSyncRun,
 )
 from cpsync.students.sync import HANDLE_NOT_FOUND
+from tests.recordings import MutableClock
 
 from .simulated_codeforces import (
     IdSource,
@@ -70,7 +70,7 @@ async def test_first_then_daily_sync_spends_only_the_planned_calls(database, wor
     bob = await add_student(database, coach, "bob_2", created_at=NOW - timedelta(days=30))
     ghost = await add_student(database, coach, "no_such_user", created_at=NOW)
     cache = MemoryCache()
-    async with sync_service(database, sim, fixed_clock(NOW), cache=cache) as service:
+    async with sync_service(database, sim, MutableClock(NOW), cache=cache) as service:
         report = await service.sync(coach_id=coach, trigger="manual")
     # catalogue + user.info (twice: the unknown handle fails the first batch) + 2x(status, rating)
     assert dict(sim.calls) == {
@@ -96,7 +96,7 @@ async def test_first_then_daily_sync_spends_only_the_planned_calls(database, wor
     later = NOW + timedelta(days=1)
     add_activity(rng, ids, sim.users["alice"], sim.problems, unix(later) - 600, 3)
     sim.calls.clear()
-    async with sync_service(database, sim, fixed_clock(later), cache=cache) as service:
+    async with sync_service(database, sim, MutableClock(later), cache=cache) as service:
         report = await service.sync(coach_id=coach, trigger="cron")
     assert dict(sim.calls) == {"user.info": 2, "user.status": 1}
     assert report.counts.new_submissions == 3
@@ -115,10 +115,10 @@ async def test_renamed_handle_is_followed(database, world) -> None:
     sim, _rng, _ids = world
     coach = await add_coach(database)
     alice = await add_student(database, coach, "alice", created_at=NOW)
-    async with sync_service(database, sim, fixed_clock(NOW)) as service:
+    async with sync_service(database, sim, MutableClock(NOW)) as service:
         await service.sync(coach_id=coach)
     sim.rename("alice", "alice_the_great")
-    async with sync_service(database, sim, fixed_clock(NOW + timedelta(days=1))) as service:
+    async with sync_service(database, sim, MutableClock(NOW + timedelta(days=1))) as service:
         report = await service.sync(coach_id=coach)
     assert report.counts.renamed == 1
     assert (await student(database, alice)).handle == "alice_the_great"
@@ -132,7 +132,7 @@ async def test_call_limit_backs_off_and_the_others_continue(database, world) -> 
     bob = await add_student(database, coach, "Bob_2", created_at=NOW)
     for _ in range(3):  # the client's own retries are exhausted too
         sim.fail_next("user.status", 503, "Call limit exceeded")
-    async with sync_service(database, sim, fixed_clock(NOW)) as service:
+    async with sync_service(database, sim, MutableClock(NOW)) as service:
         report = await service.sync(coach_id=coach)
     assert report.state == "partial"
     assert report.counts.errors == 1
@@ -142,7 +142,7 @@ async def test_call_limit_backs_off_and_the_others_continue(database, world) -> 
     assert "call limit" in (failed.last_sync_error or "")
     assert (await student(database, bob)).last_synced_at == NOW
     # The next run picks Alice up in full.
-    async with sync_service(database, sim, fixed_clock(NOW + timedelta(hours=1))) as service:
+    async with sync_service(database, sim, MutableClock(NOW + timedelta(hours=1))) as service:
         await service.sync(coach_id=coach)
     assert await count(database, StudentSubmission, student_id=alice) == 300
 
@@ -155,7 +155,7 @@ async def test_inactive_student_gets_one_reminder_per_streak(database, world) ->
     mailer = RecordingMailer()
     for hours in (0, 6, 30):
         async with sync_service(
-            database, sim, fixed_clock(quiet + timedelta(hours=hours)), mailer=mailer
+            database, sim, MutableClock(quiet + timedelta(hours=hours)), mailer=mailer
         ) as service:
             await service.sync(coach_id=coach)
     assert len(mailer.sent) == 1
@@ -170,10 +170,10 @@ async def test_two_overlapping_syncs_send_one_email(database, world) -> None:
     sim, _rng, _ids = world
     coach = await add_coach(database)
     alice = await add_student(database, coach, "alice", created_at=NOW - timedelta(days=60))
-    async with sync_service(database, sim, fixed_clock(NOW), mailer=RecordingMailer()) as service:
+    async with sync_service(database, sim, MutableClock(NOW), mailer=RecordingMailer()) as service:
         await service.sync(coach_id=coach)  # stores the history; still active at NOW
     mailer = RecordingMailer()
-    later = fixed_clock(NOW + timedelta(days=10))
+    later = MutableClock(NOW + timedelta(days=10))
     # Separate lock stores: the two runs do not see each other's student lock, as two
     # deployments sharing only the database would not; the claim must still hold.
     async with (
@@ -192,12 +192,12 @@ async def test_failed_delivery_is_logged_retried_and_not_counted(database, world
     alice = await add_student(database, coach, "alice", created_at=NOW - timedelta(days=60))
     mailer = RecordingMailer(fail_times=1)
     quiet = NOW + timedelta(days=10)
-    async with sync_service(database, sim, fixed_clock(quiet), mailer=mailer) as service:
+    async with sync_service(database, sim, MutableClock(quiet), mailer=mailer) as service:
         report = await service.sync(coach_id=coach)
     assert report.counts.reminders_failed == 1
     assert (await student(database, alice)).reminders_sent == 0
     async with sync_service(
-        database, sim, fixed_clock(quiet + timedelta(hours=2)), mailer=mailer
+        database, sim, MutableClock(quiet + timedelta(hours=2)), mailer=mailer
     ) as service:
         report = await service.sync(coach_id=coach)
     assert report.counts.reminders_sent == 1
@@ -215,7 +215,7 @@ async def test_reminders_off_sends_nothing(database, world) -> None:
     )
     mailer = RecordingMailer()
     async with sync_service(
-        database, sim, fixed_clock(NOW + timedelta(days=10)), mailer=mailer
+        database, sim, MutableClock(NOW + timedelta(days=10)), mailer=mailer
     ) as service:
         await service.sync(coach_id=coach)
     assert mailer.sent == []
@@ -243,7 +243,7 @@ async def test_repeat_reminders_every_m_days_while_inactive(database, world) -> 
     start = NOW + timedelta(days=10)
     for day in (0, 1, 2, 3, 4, 6):  # first at day 0, repeats at day 3 and day 6
         async with sync_service(
-            database, sim, fixed_clock(start + timedelta(days=day)), mailer=mailer
+            database, sim, MutableClock(start + timedelta(days=day)), mailer=mailer
         ) as service:
             await service.sync(coach_id=coach)
     assert len(mailer.sent) == 3
@@ -256,10 +256,10 @@ async def test_many_concurrent_reminder_checks_claim_once(database, world) -> No
     sim, _rng, _ids = world
     coach = await add_coach(database)
     alice = await add_student(database, coach, "alice", created_at=NOW - timedelta(days=60))
-    async with sync_service(database, sim, fixed_clock(NOW)) as service:
+    async with sync_service(database, sim, MutableClock(NOW)) as service:
         await service.sync(coach_id=coach)
     mailer = RecordingMailer()
-    later = fixed_clock(NOW + timedelta(days=10))
+    later = MutableClock(NOW + timedelta(days=10))
     checks = [ReminderService(database, mailer, later).remind([alice]) for _ in range(6)]
     outcomes = await asyncio.gather(*checks)
     assert len(mailer.sent) == 1
@@ -273,10 +273,10 @@ async def test_a_failed_reminder_is_retried_by_one_run_only(database, world) -> 
     sim, _rng, _ids = world
     coach = await add_coach(database)
     alice = await add_student(database, coach, "alice", created_at=NOW - timedelta(days=60))
-    async with sync_service(database, sim, fixed_clock(NOW)) as service:
+    async with sync_service(database, sim, MutableClock(NOW)) as service:
         await service.sync(coach_id=coach)
     mailer = RecordingMailer(fail_times=1)
-    later = fixed_clock(NOW + timedelta(days=10))
+    later = MutableClock(NOW + timedelta(days=10))
     assert (await ReminderService(database, mailer, later).remind([alice])).failed == 1
     retries = [ReminderService(database, mailer, later).remind([alice]) for _ in range(4)]
     outcomes = await asyncio.gather(*retries)
