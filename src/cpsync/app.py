@@ -29,6 +29,7 @@ from cpsync.accounts.csrf import AnonymousCsrf
 from cpsync.accounts.routes import router as accounts_router
 from cpsync.accounts.sessions import SessionPolicy
 from cpsync.cache import Cache, open_cache
+from cpsync.calendars.feeds import router as calendar_feeds
 from cpsync.calendars.web import install_calendars
 from cpsync.clock import Clock, utc_now
 from cpsync.contests import api, feeds
@@ -121,6 +122,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.include_router(accounts_api)
     app.include_router(api.router)
     app.include_router(feeds.router)
+    app.include_router(calendar_feeds)
     # Calendar sync pages, API and (embedded mode) the in-process broker and scheduler.
     install_calendars(app, settings, run_scheduler=settings.broker_url.startswith("memory://"))
     # Student pages, API, cron route and (embedded mode) the coaches' sync schedules.

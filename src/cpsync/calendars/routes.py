@@ -22,11 +22,11 @@ from cpsync.accounts.models import FeedToken, Preferences, User
 from cpsync.accounts.preferences import COLORS
 from cpsync.accounts.schemas import FeedOut, PreferencesInput, PreferencesOut, field_errors
 from cpsync.accounts.service import AccountService
+from cpsync.calendars.feeds import feed_contests
 from cpsync.calendars.models import CalendarLink
 from cpsync.calendars.repository import CalendarRepository
 from cpsync.calendars.service import CalendarLinkError
 from cpsync.calendars.web import CalendarWeb, CalendarWebDep
-from cpsync.contests.feeds import feed_contests
 from cpsync.contests.schemas import ContestOut
 from cpsync.settings import Settings
 from cpsync.web.context import AppContext
