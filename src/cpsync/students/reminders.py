@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 
-from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -101,10 +100,10 @@ class ReminderService:
         """
         now = self._clock()
         async with self._db.session() as session, session.begin():
-            student = await session.get(Student, student_id)
+            repository = StudentRepository(session)
+            student = await repository.get(student_id)
             if student is None or not student.reminders_enabled or not student.email:
                 return None
-            repository = StudentRepository(session)
             policy = policy_of(await repository.settings_for(student.coach_id))
             activity = await repository.last_activity(student_id)
             activities = [
@@ -135,51 +134,33 @@ class ReminderService:
                 attempts=1,  # the claim is the right to the first attempt
                 claimed_at=now,
             )
-            session.add(reminder)
-            await session.flush()
-            return reminder.id
+            return await repository.claim_reminder(reminder)
 
     async def _retriable(self, student_ids: Sequence[int], exclude: Sequence[int]) -> list[int]:
         """Earlier failures (and claims whose sender died), each taken by one run only."""
         stale_before = self._clock() - STALE_CLAIM
         async with self._db.session() as session:
-            rows = await session.execute(
-                select(
-                    StudentReminder.id,
-                    StudentReminder.state,
-                    StudentReminder.claimed_at,
-                    StudentReminder.attempts,
-                ).where(
-                    StudentReminder.student_id.in_(student_ids),
-                    StudentReminder.state.in_(("failed", "pending")),
-                    StudentReminder.attempts < self._config.max_attempts,
-                )
+            unsent = await StudentRepository(session).unsent_reminders(
+                student_ids, self._config.max_attempts
             )
-            candidates = [
-                (reminder_id, attempts)
-                for reminder_id, state, claimed_at, attempts in rows.all()
-                if reminder_id not in exclude
-                and (state == "failed" or claimed_at.astimezone(UTC) < stale_before)
-            ]
+        candidates = [
+            (row.id, row.attempts)
+            for row in unsent
+            if row.id not in exclude
+            and (row.state == "failed" or row.claimed_at.astimezone(UTC) < stale_before)
+        ]
         return [rid for rid, attempts in candidates if await self._take(rid, attempts)]
 
     async def _take(self, reminder_id: int, seen_attempts: int) -> bool:
         """Compare-and-set on the attempt count: of two runs retrying it, one wins."""
         async with self._db.session() as session, session.begin():
-            result = await session.execute(
-                update(StudentReminder)
-                .where(
-                    StudentReminder.id == reminder_id,
-                    StudentReminder.attempts == seen_attempts,
-                )
-                .values(attempts=StudentReminder.attempts + 1, state="pending")
-            )
-            return bool(getattr(result, "rowcount", 0) == 1)
+            return await StudentRepository(session).take_reminder(reminder_id, seen_attempts)
 
     async def _deliver(self, reminder_id: int) -> bool:
         async with self._db.session() as session:
-            reminder = await session.get(StudentReminder, reminder_id)
-            student = await session.get(Student, reminder.student_id) if reminder else None
+            repository = StudentRepository(session)
+            reminder = await repository.reminder(reminder_id)
+            student = await repository.get(reminder.student_id) if reminder else None
             if reminder is None or student is None:
                 return False
             email = await self._render(session, student)
@@ -190,11 +171,10 @@ class ReminderService:
             error = exc.message[:500]
             log.warning("students.reminder.failed student=%s error=%s", student.id, error)
         async with self._db.session() as session, session.begin():
-            reminder = await session.get(StudentReminder, reminder_id)
+            repository = StudentRepository(session)
+            reminder = await repository.reminder(reminder_id)
             if reminder is not None:
-                await StudentRepository(session).record_attempt(
-                    reminder, self._clock(), error=error
-                )
+                await repository.record_attempt(reminder, self._clock(), error=error)
         return error is None
 
     async def _render(self, session: AsyncSession, student: Student) -> Email:
@@ -202,8 +182,9 @@ class ReminderService:
         dashboard = DashboardService(session, MemoryCache(), self._clock)
         recent = await dashboard.problems(student, 30)
         overall = await dashboard.problems(student, None)
-        activity = await StudentRepository(session).last_activity(student.id)
-        policy = policy_of(await StudentRepository(session).settings_for(student.coach_id))
+        repository = StudentRepository(session)
+        activity = await repository.last_activity(student.id)
+        policy = policy_of(await repository.settings_for(student.coach_id))
         last = activity.any_at
         return render_email(
             "inactivity_reminder",

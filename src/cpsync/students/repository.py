@@ -53,6 +53,14 @@ class LatestReminder:
 
 
 @dataclass(frozen=True, slots=True)
+class UnsentReminder:
+    id: int
+    state: str
+    claimed_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
 class LastActivity:
     any_at: datetime | None
     accepted_at: datetime | None
@@ -132,6 +140,11 @@ class StudentRepository:
         found: list[Student] = list((await self._session.scalars(statement)).all())
         return found
 
+    async def of_coach(self, coach_id: int) -> list[Student]:
+        return list(
+            await self._session.scalars(select(Student).where(Student.coach_id == coach_id))
+        )
+
     def add(self, student: Student) -> None:
         self._session.add(student)
 
@@ -139,6 +152,11 @@ class StudentRepository:
         await self._session.delete(student)
 
     # ------------------------------------------------------------ codeforces rows
+
+    async def forget_account_rows(self, student_id: int) -> None:
+        """The submissions and ratings of the account a student tracked until now."""
+        for model in (StudentSubmission, StudentRating):
+            await self._session.execute(delete(model).where(model.student_id == student_id))
 
     async def upsert_submissions(self, student_id: int, submissions: Sequence[Submission]) -> int:
         rows = [submission_values(student_id, s) for s in submissions]
@@ -255,6 +273,9 @@ class StudentRepository:
     async def settings_for(self, coach_id: int) -> StudentSettings | None:
         return await self._session.get(StudentSettings, coach_id)
 
+    def add_settings(self, settings: StudentSettings) -> None:
+        self._session.add(settings)
+
     async def recent_runs(self, coach_id: int | None, limit: int = 5) -> list[StudentSyncRun]:
         statement = select(StudentSyncRun).order_by(StudentSyncRun.id.desc()).limit(limit)
         if coach_id is not None:
@@ -270,6 +291,45 @@ class StudentRepository:
         )
 
     # ------------------------------------------------------------ reminders
+
+    async def reminder(self, reminder_id: int) -> StudentReminder | None:
+        return await self._session.get(StudentReminder, reminder_id)
+
+    async def claim_reminder(self, reminder: StudentReminder) -> int:
+        """Store a new claim; raises IntegrityError when another run claimed that slot."""
+        self._session.add(reminder)
+        await self._session.flush()
+        return reminder.id
+
+    async def unsent_reminders(
+        self, student_ids: Sequence[int], max_attempts: int
+    ) -> list[UnsentReminder]:
+        """Failed or still pending claims of these students with attempts left."""
+        rows = await self._session.execute(
+            select(
+                StudentReminder.id,
+                StudentReminder.state,
+                StudentReminder.claimed_at,
+                StudentReminder.attempts,
+            ).where(
+                StudentReminder.student_id.in_(student_ids),
+                StudentReminder.state.in_(("failed", "pending")),
+                StudentReminder.attempts < max_attempts,
+            )
+        )
+        return [UnsentReminder(*row) for row in rows.all()]
+
+    async def take_reminder(self, reminder_id: int, seen_attempts: int) -> bool:
+        """Compare-and-set on the attempt count: of two runs retrying it, one wins."""
+        result = await self._session.execute(
+            update(StudentReminder)
+            .where(
+                StudentReminder.id == reminder_id,
+                StudentReminder.attempts == seen_attempts,
+            )
+            .values(attempts=StudentReminder.attempts + 1, state="pending")
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
 
     async def latest_reminder(self, student_id: int) -> LatestReminder | None:
         """The newest claim, read in one statement so its time and slot agree."""

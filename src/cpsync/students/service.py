@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cpsync.accounts.models import Preferences, Role, User
+from cpsync.accounts.models import Role, User
+from cpsync.accounts.repository import AccountRepository
 from cpsync.clock import Clock
 from cpsync.errors import CpsyncError
 from cpsync.students.codeforces_api import (
@@ -29,9 +29,7 @@ from cpsync.students.codeforces_api import (
 from cpsync.students.models import (
     DEFAULT_SYNC_CRON,
     Student,
-    StudentRating,
     StudentSettings,
-    StudentSubmission,
 )
 from cpsync.students.repository import StudentRepository
 from cpsync.students.schedule import Picker, ScheduleError, sync_cron, zone_or_utc
@@ -186,7 +184,7 @@ class StudentService:
         return student
 
     async def default_zone(self, coach_id: int) -> str:
-        preferences = await self._session.get(Preferences, coach_id)
+        preferences = await AccountRepository(self._session).preferences(coach_id)
         if preferences is not None and preferences.timezone:
             return preferences.timezone
         settings = await self._repository.settings_for(coach_id)
@@ -211,8 +209,7 @@ class StudentService:
 
     async def _forget_account(self, student: Student) -> None:
         """The rows belonged to the previous handle's account."""
-        for model in (StudentSubmission, StudentRating):
-            await self._session.execute(delete(model).where(model.student_id == student.id))
+        await self._repository.forget_account_rows(student.id)
         student.rating = student.max_rating = None
         student.rank = student.max_rank = None
         student.last_online_at = student.last_synced_at = None
@@ -231,8 +228,7 @@ class StudentService:
         student.reminders_enabled = values.reminders_enabled
 
     async def students_of(self, coach_id: int) -> list[Student]:
-        rows = await self._session.scalars(select(Student).where(Student.coach_id == coach_id))
-        return list(rows)
+        return await self._repository.of_coach(coach_id)
 
     async def store_row(
         self, coach_id: int, target: Student | None, values: Mapping[str, Any]
@@ -300,7 +296,7 @@ def default_settings(coach_id: int, zone: str, clock: Clock) -> StudentSettings:
 async def load_settings(
     session: AsyncSession, coach_id: int, zone: str, clock: Clock
 ) -> StudentSettings:
-    found = await session.get(StudentSettings, coach_id)
+    found = await StudentRepository(session).settings_for(coach_id)
     return found if found is not None else default_settings(coach_id, zone, clock)
 
 
@@ -315,10 +311,11 @@ async def save_settings(
         raise ScheduleError("Inactivity is between 1 and 365 days.", "inactive_days")
     if values.repeat_every_days is not None and not 1 <= values.repeat_every_days <= 365:
         raise ScheduleError("Repeats are between 1 and 365 days apart.", "repeat_every_days")
-    row = await session.get(StudentSettings, coach_id)
+    repository = StudentRepository(session)
+    row = await repository.settings_for(coach_id)
     if row is None:
         row = default_settings(coach_id, values.timezone, clock)
-        session.add(row)
+        repository.add_settings(row)
     row.sync_cron = cron
     row.timezone = values.timezone
     row.inactive_days = values.inactive_days
