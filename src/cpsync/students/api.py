@@ -12,9 +12,13 @@ from fastapi.responses import JSONResponse
 from cpsync.accounts.deps import CsrfProtected
 from cpsync.students.dashboard import DashboardService, parse_period
 from cpsync.students.deps import CoachUser, RuntimeDep, StudentId, StudentServiceDep
-from cpsync.students.repository import SORTABLE, StudentRepository
 from cpsync.students.schemas import StudentInput, StudentList, StudentOut, SyncStarted
-from cpsync.students.service import StudentFormError, coach_scope, visible_student
+from cpsync.students.service import (
+    StudentFormError,
+    coach_scope,
+    students_page,
+    visible_student,
+)
 from cpsync.students.stats import CONTEST_PERIODS, PROBLEM_PERIODS
 from cpsync.web.deps import ReadSessionDep, SessionDep
 
@@ -31,10 +35,11 @@ async def list_students(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> StudentList:
-    found = await StudentRepository(session).page(
-        coach_scope(coach),
-        query=q.strip()[:100],
-        sort=sort if sort in SORTABLE else "name",
+    found = await students_page(
+        session,
+        coach,
+        query=q,
+        sort=sort,
         descending=order == "desc",
         offset=(page - 1) * per_page,
         limit=per_page,

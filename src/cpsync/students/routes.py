@@ -40,7 +40,6 @@ from cpsync.students.imports import (
     Stored,
 )
 from cpsync.students.models import Student
-from cpsync.students.repository import SORTABLE, StudentRepository
 from cpsync.students.runtime import StudentsRuntime
 from cpsync.students.schedule import (
     EVERY_HOURS,
@@ -53,11 +52,14 @@ from cpsync.students.schedule import (
 )
 from cpsync.students.schemas import StudentInput, field_errors
 from cpsync.students.service import (
+    SORT_KEYS,
     SettingsInput,
     StudentFormError,
     coach_scope,
+    latest_runs,
     load_settings,
     save_settings,
+    students_page,
     visible_student,
 )
 from cpsync.students.stats import CONTEST_PERIODS, PROBLEM_PERIODS
@@ -117,12 +119,12 @@ async def students_table(
     order: str = "asc",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
-    sort = sort if sort in SORTABLE else "name"
-    repository = StudentRepository(session)
+    sort = sort if sort in SORT_KEYS else "name"
     pager = Pager(page, PER_PAGE, 0)
-    found = await repository.page(
-        coach_scope(coach),
-        query=q.strip()[:100],
+    found = await students_page(
+        session,
+        coach,
+        query=q,
         sort=sort,
         descending=order == "desc",
         offset=pager.offset,
@@ -135,7 +137,7 @@ async def students_table(
             "q": q,
             "sort": sort,
             "order": "desc" if order == "desc" else "asc",
-            "runs": await repository.recent_runs(coach_scope(coach), limit=1),
+            "runs": await latest_runs(session, coach, limit=1),
             "is_admin": coach_scope(coach) is None,
         }
     )
@@ -147,7 +149,7 @@ async def students_table(
 
 @router.get(".csv")
 async def students_csv(coach: CoachUser, session: ReadSessionDep) -> Response:
-    found = await StudentRepository(session).page(coach_scope(coach), limit=None)
+    found = await students_page(session, coach, limit=None)
     return Response(
         export_csv(found.students).encode("utf-8-sig"),
         media_type="text/csv; charset=utf-8",

@@ -30,12 +30,14 @@ from cpsync.students.models import (
     DEFAULT_SYNC_CRON,
     Student,
     StudentSettings,
+    StudentSyncRun,
 )
-from cpsync.students.repository import StudentRepository
+from cpsync.students.repository import SORTABLE, StudentPage, StudentRepository
 from cpsync.students.schedule import Picker, ScheduleError, sync_cron, zone_or_utc
 from cpsync.students.schemas import StudentInput
 
 UNKNOWN_HANDLE = "Codeforces has no user with this handle."
+SORT_KEYS = frozenset(SORTABLE)
 UNCHECKED_HANDLE = "Codeforces could not be reached to check this handle; try again shortly."
 DUPLICATE_HANDLE = "You already track a student with this handle."
 
@@ -108,6 +110,32 @@ async def visible_student(session: AsyncSession, user: User, student_id: int) ->
     if student is None:
         raise StudentNotFoundError
     return student
+
+
+async def students_page(
+    session: AsyncSession,
+    viewer: User,
+    *,
+    query: str = "",
+    sort: str = "name",
+    descending: bool = False,
+    offset: int = 0,
+    limit: int | None = 50,
+) -> StudentPage:
+    """The students a viewer sees, filtered by `query` and sorted by a `SORT_KEYS` column."""
+    return await StudentRepository(session).page(
+        coach_scope(viewer),
+        query=query.strip()[:100],
+        sort=sort if sort in SORT_KEYS else "name",
+        descending=descending,
+        offset=offset,
+        limit=limit,
+    )
+
+
+async def latest_runs(session: AsyncSession, viewer: User, limit: int) -> list[StudentSyncRun]:
+    """The newest sync runs a viewer may see (their own and the scheduled ones)."""
+    return await StudentRepository(session).recent_runs(coach_scope(viewer), limit=limit)
 
 
 def coach_scope(user: User) -> int | None:
