@@ -8,32 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cpsync.accounts.preferences import Filters, matches
-from cpsync.calendars.plan import DesiredEvent, EventKey
+from cpsync.calendars.plan import DesiredEvent
 from cpsync.contests.ics import PLATFORM_LABELS
 from cpsync.contests.models import ContestStatus
-
-
-@dataclass(frozen=True, slots=True)
-class ContestView:
-    """The fields of a contest a calendar shows (a plain copy of the row)."""
-
-    platform: str
-    key: str
-    name: str
-    url: str
-    start: datetime
-    end: datetime
-    duration_seconds: int
-    status: str
-    revision: int
-
-    @property
-    def event_key(self) -> EventKey:
-        return (self.platform, self.key)
+from cpsync.contests.schemas import ContestSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +34,7 @@ def zone_of(name: str) -> tzinfo:
 
 
 def desired_events(
-    contests: Iterable[ContestView], filters: Filters, zone: tzinfo, style: EventStyle
+    contests: Iterable[ContestSnapshot], filters: Filters, zone: tzinfo, style: EventStyle
 ) -> list[DesiredEvent]:
     """One event per scheduled contest the user's filters keep.
 
@@ -66,7 +48,7 @@ def desired_events(
     ]
 
 
-def to_event(contest: ContestView, style: EventStyle) -> DesiredEvent:
+def to_event(contest: ContestSnapshot, style: EventStyle) -> DesiredEvent:
     label = PLATFORM_LABELS.get(contest.platform, contest.platform)
     return DesiredEvent(
         platform=contest.platform,

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cpsync.accounts.models import Preferences, User
-from cpsync.calendars.desired import ContestView
 from cpsync.calendars.models import (
     CalendarLink,
     LinkState,
@@ -21,7 +19,6 @@ from cpsync.calendars.models import (
     SyncRunRow,
 )
 from cpsync.calendars.plan import EventKey, PushedEvent, PushState, RunSummary
-from cpsync.contests.models import Contest
 
 # SQLite caps bound parameters per statement; keep `IN` lists under it.
 _CHUNK = 400
@@ -186,39 +183,6 @@ class CalendarRepository:
                 .where(SyncRequest.id.in_(ids))
                 .values(state=state, summary=summary[:2000], finished_at=now)
             )
-
-    # -- contests (read through this domain's own narrow view) ----------------------
-
-    async def contests_not_ended(self, now: datetime) -> list[ContestView]:
-        """Every contest a calendar may still show, cancelled ones included."""
-        rows = await self._session.execute(_contest_columns().where(Contest.end > now))
-        return [ContestView(**row._mapping) for row in rows]
-
-    async def contests_by_keys(self, keys: Sequence[EventKey]) -> list[ContestView]:
-        found: list[ContestView] = []
-        for offset in range(0, len(keys), _CHUNK):
-            chunk = keys[offset : offset + _CHUNK]
-            query = _contest_columns().where(or_(*(_contest_is(p, k) for p, k in chunk)))
-            found.extend(ContestView(**row._mapping) for row in await self._session.execute(query))
-        return found
-
-
-def _contest_columns() -> Any:  # a Select of the ContestView columns
-    return select(
-        Contest.platform,
-        Contest.key,
-        Contest.name,
-        Contest.url,
-        Contest.start,
-        Contest.end,
-        Contest.duration_seconds,
-        Contest.status,
-        Contest.revision,
-    )
-
-
-def _contest_is(platform: str, key: str) -> ColumnElement[bool]:
-    return and_(Contest.platform == platform, Contest.key == key)
 
 
 def _key_is(platform: str, key: str) -> ColumnElement[bool]:

@@ -31,7 +31,7 @@ from cpsync.accounts.crypto import KeyRing
 from cpsync.accounts.models import Preferences
 from cpsync.accounts.service import filters_of
 from cpsync.calendars.caldav import CalDavConfig, CalDavSink
-from cpsync.calendars.desired import ContestView, EventStyle, desired_events, zone_of
+from cpsync.calendars.desired import EventStyle, desired_events, zone_of
 from cpsync.calendars.errors import (
     CalendarError,
     PermanentCalendarError,
@@ -55,6 +55,8 @@ from cpsync.calendars.repository import CalendarRepository
 from cpsync.calendars.sync import CalendarSink, SyncRun, sync_calendar
 from cpsync.calendars.transport import RawHttp
 from cpsync.clock import Clock
+from cpsync.contests.repository import ContestRepository
+from cpsync.contests.schemas import ContestSnapshot
 from cpsync.db import Database
 from cpsync.errors import CpsyncError
 from cpsync.http import Sleep
@@ -329,7 +331,7 @@ class CalendarService:
                 for link in await repository.links_of(user_id)
                 if link.state == LinkState.ACTIVE
             ]
-            contests = await repository.contests_not_ended(self._clock())
+            contests = await ContestRepository(session).snapshots_not_ended(self._clock())
             desired = _desired_for(contests, await repository.preferences(user_id))
         result = UserRunResult(user_id)
         finished = False
@@ -353,7 +355,7 @@ class CalendarService:
     async def _sync_link(
         self,
         link: CalendarLink,
-        contests: Sequence[ContestView],
+        contests: Sequence[ContestSnapshot],
         desired: Sequence[DesiredEvent],
         check_remote: bool,
     ) -> LinkResult:
@@ -375,7 +377,7 @@ class CalendarService:
     async def _sync_attempts(
         self,
         link: CalendarLink,
-        contests: Sequence[ContestView],
+        contests: Sequence[ContestSnapshot],
         desired: Sequence[DesiredEvent],
         check_remote: bool,
         run_id: int,
@@ -536,7 +538,7 @@ class CalendarService:
             return []
         async with self._db.session() as session:
             repository = CalendarRepository(session)
-            contests = await repository.contests_by_keys(changed)
+            contests = await ContestRepository(session).snapshots_by_keys(changed)
             users = await repository.users_with_pushed(changed)
             for preferences in await repository.preferences_of_linked_users():
                 if _desired_for(contests, preferences):
@@ -550,7 +552,7 @@ class CalendarService:
 
 
 def _desired_for(
-    contests: Sequence[ContestView], preferences: Preferences | None
+    contests: Sequence[ContestSnapshot], preferences: Preferences | None
 ) -> list[DesiredEvent]:
     if preferences is None:
         return []  # no preferences saved: nothing chosen, so nothing to show

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cpsync.contests.merge import MergePlan, StoredContest
 from cpsync.contests.models import Contest, ContestStatus, PlatformHealth
+from cpsync.contests.schemas import ContestSnapshot
 from cpsync.platforms.base import ParsedContest
 
 # SQLite caps bound parameters per statement; keep bulk statements under it.
@@ -47,6 +49,20 @@ class ContestRepository:
             .order_by(Contest.start, Contest.platform, Contest.key)
         )
         return list((await self._session.scalars(query)).all())
+
+    async def snapshots_not_ended(self, now: datetime) -> list[ContestSnapshot]:
+        """Every contest a calendar may still show, cancelled ones included."""
+        rows = await self._session.execute(_snapshot_columns().where(Contest.end > now))
+        return [ContestSnapshot(**row._mapping) for row in rows]
+
+    async def snapshots_by_keys(self, keys: Sequence[tuple[str, str]]) -> list[ContestSnapshot]:
+        found: list[ContestSnapshot] = []
+        for offset in range(0, len(keys), _CHUNK):
+            chunk = keys[offset : offset + _CHUNK]
+            query = _snapshot_columns().where(or_(*(_contest_is(p, k) for p, k in chunk)))
+            rows = await self._session.execute(query)
+            found.extend(ContestSnapshot(**row._mapping) for row in rows)
+        return found
 
     async def by_key(self, platform: str, key: str) -> Contest | None:
         return await self._session.scalar(
@@ -127,3 +143,21 @@ class ContestRepository:
             )
             self._session.add(row)
         return row
+
+
+def _snapshot_columns() -> Any:  # a Select of the ContestSnapshot columns
+    return select(
+        Contest.platform,
+        Contest.key,
+        Contest.name,
+        Contest.url,
+        Contest.start,
+        Contest.end,
+        Contest.duration_seconds,
+        Contest.status,
+        Contest.revision,
+    )
+
+
+def _contest_is(platform: str, key: str) -> ColumnElement[bool]:
+    return and_(Contest.platform == platform, Contest.key == key)

@@ -1,7 +1,9 @@
-"""The contests domain's API shapes; pages render the same objects."""
+"""The shapes the contests domain hands out: `ContestSnapshot` (what other domains read of a
+contest, from `ContestRepository`) and the API shapes, which pages render too."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 from urllib.parse import quote, urlencode
@@ -10,6 +12,25 @@ from pydantic import BaseModel
 
 from cpsync.contests.ics import PLATFORM_LABELS, event_summary
 from cpsync.contests.models import Contest
+
+
+@dataclass(frozen=True, slots=True)
+class ContestSnapshot:
+    """The fields of a contest other domains read (a plain copy of the row)."""
+
+    platform: str
+    key: str
+    name: str
+    url: str
+    start: datetime
+    end: datetime
+    duration_seconds: int
+    status: str
+    revision: int
+
+    @property
+    def event_key(self) -> tuple[str, str]:
+        return (self.platform, self.key)
 
 
 class ContestOut(BaseModel):
