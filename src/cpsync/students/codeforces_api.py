@@ -225,13 +225,6 @@ class ProblemCatalogue:
     problems: tuple[Problem, ...]
     skipped: int = 0
 
-    def by_contest(self) -> dict[int, tuple[Problem, ...]]:
-        grouped: dict[int, list[Problem]] = {}
-        for problem in self.problems:
-            if problem.contest_id is not None:
-                grouped.setdefault(problem.contest_id, []).append(problem)
-        return {contest: tuple(problems) for contest, problems in grouped.items()}
-
 
 # ---------------------------------------------------------------- parsers
 
