@@ -33,6 +33,7 @@ from cpsync.calendars.feeds import router as calendar_feeds
 from cpsync.calendars.web import install_calendars
 from cpsync.clock import Clock, utc_now
 from cpsync.contests import api, feeds
+from cpsync.contests.ics import PLATFORM_LABELS
 from cpsync.contests.routes import router as contest_pages
 from cpsync.contests.service import ContestService
 from cpsync.db import open_database
@@ -94,7 +95,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             policy=policy,
             anon_csrf=AnonymousCsrf(secret_key),
             flash=FlashMessages(secret_key, secure=policy.secure_cookies),
-            templates=create_templates(),
+            templates=create_templates({"platform_labels": PLATFORM_LABELS}),
             contests=contests,
             scheduler=scheduler,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,6 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
-
-from cpsync.contests.ics import PLATFORM_LABELS
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 STATIC_DIR = Path(__file__).with_name("static")
@@ -33,8 +32,10 @@ def email_breaks(address: str) -> Markup:
     )
 
 
-def create_templates() -> Jinja2Templates:
+def create_templates(shared: Mapping[str, Any]) -> Jinja2Templates:
+    """The templates, with `shared` names (from the domains, via the app) on every page."""
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    templates.env.globals.update(shared)
     templates.env.filters["iso"] = iso_utc
     templates.env.filters["email_breaks"] = email_breaks
     return templates
@@ -52,7 +53,6 @@ def render(
         "request": request,
         "current_user": visitor.user if visitor is not None else None,
         "csrf_token": visitor.csrf_token if visitor is not None else "",
-        "platform_labels": PLATFORM_LABELS,
         "google_enabled": app_context.settings.google_enabled,
         "nav": None,
         **context,
