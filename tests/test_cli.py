@@ -12,9 +12,8 @@ import pytest
 from icalendar import Calendar
 from typer.testing import CliRunner
 
-from cpsync.cli import app
+from cpsync.cli import Runtime, app
 from cpsync.platforms.registry import PLATFORMS
-from cpsync.runtime import Runtime
 from cpsync.settings import Settings
 from tests.recordings import RECORDED_AT, MutableClock, expected_contests, serve_all
 from tests.replay import ReplayServer, Reply

@@ -1,8 +1,9 @@
-"""The app factory: `create_app(settings)` builds the whole web app.
+"""The app factory: `create_app(settings)` builds the whole web app from every domain's
+routers and the kernel (`cpsync.web`).
 
-The lifespan opens the database (migrating it), the shared HTTP client and the refresh
-scheduler, and closes them at shutdown; the cache and keys are built here, before
-the middleware that needs them.
+The lifespan opens the process's resources once (`cpsync.worker.open_process`: every
+task registered, so the embedded in-memory broker runs them here) and, in the embedded
+mode, the one scheduler loop over `cpsync.scheduler.all_jobs`; both close at shutdown.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,20 +28,21 @@ from sqlalchemy import text
 from cpsync.accounts.api import router as accounts_api
 from cpsync.accounts.crypto import load_keyring, load_secret_key
 from cpsync.accounts.csrf import AnonymousCsrf
+from cpsync.accounts.repository import AccountRepository
 from cpsync.accounts.routes import router as accounts_router
 from cpsync.accounts.sessions import SessionPolicy
-from cpsync.cache import Cache, open_cache
+from cpsync.cache import Cache, CacheError
 from cpsync.calendars.feeds import router as calendar_feeds
-from cpsync.calendars.web import install_calendars
+from cpsync.calendars.routes import api_router as calendar_api
+from cpsync.calendars.routes import page_router as calendar_pages
 from cpsync.clock import Clock, utc_now
 from cpsync.contests import api, feeds
 from cpsync.contests.ics import PLATFORM_LABELS
 from cpsync.contests.routes import router as contest_pages
-from cpsync.contests.service import ContestService
-from cpsync.db import open_database
-from cpsync.http import HttpClient
+from cpsync.resources import Resources
+from cpsync.scheduler import process_scheduler
 from cpsync.settings import Settings
-from cpsync.students.web import install_students
+from cpsync.students.routes import build_router as students_router
 from cpsync.web.context import AppContext
 from cpsync.web.deps import ContextDep
 from cpsync.web.errors import install_error_handlers
@@ -55,12 +58,15 @@ from cpsync.web.middleware import (
     parse_trusted_proxies,
 )
 from cpsync.web.ratelimit import CacheWindowLimiter
-from cpsync.web.scheduler import ManualRefresh
 from cpsync.web.templating import STATIC_DIR, create_templates
+from cpsync.worker import open_process
+
+log = logging.getLogger(__name__)
 
 # Copied from the npm package swagger-ui-dist by `make vendor` (pinned in package-lock.json).
 SWAGGER_ASSETS = "/static/vendor/swagger-ui"
 REQUEST_TIMEOUT_SECONDS = 30.0
+TICK_SECONDS = 5.0
 
 
 class Liveness(BaseModel):
@@ -73,41 +79,35 @@ class Readiness(BaseModel):
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
-    keyring = load_keyring(settings)
+    # Read before the app starts: a bad key fails `create_app`, not the first request.
     secret_key = load_secret_key(settings)
-    cache = open_cache(settings.cache_url, settings.queue_name)
+    load_keyring(settings)
     policy = SessionPolicy.from_settings(settings)
+    counters = _ProcessCounters()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = await open_database(settings)
-        http = HttpClient(settings)
-        contests = ContestService(db, http, settings, clock)
-
-        scheduler = ManualRefresh(db, contests, clock)
-        app.state.cpsync = AppContext(
-            settings=settings,
-            clock=clock,
-            db=db,
-            http=http,
-            cache=cache,
-            keyring=keyring,
-            policy=policy,
-            anon_csrf=AnonymousCsrf(secret_key),
-            flash=FlashMessages(secret_key, secure=policy.secure_cookies),
-            templates=create_templates({"platform_labels": PLATFORM_LABELS}),
-            contests=contests,
-            scheduler=scheduler,
-        )
-        # Periodic refreshes come from cpsync.scheduler jobs (in this process in the
-        # embedded mode, `cpsync scheduler` when scaled); this serves /admin/refresh.
-        try:
-            yield
-        finally:
-            await scheduler.stop()
-            await http.aclose()
-            await cache.close()
-            await db.dispose()
+        async with open_process(settings, clock=clock) as resources:
+            counters.cache = resources.cache
+            await _hint_first_admin(resources)
+            app.state.resources = resources
+            app.state.cpsync = AppContext(
+                resources=resources,
+                policy=policy,
+                anon_csrf=AnonymousCsrf(secret_key),
+                flash=FlashMessages(secret_key, secure=policy.secure_cookies),
+                templates=create_templates({"platform_labels": PLATFORM_LABELS}),
+            )
+            # Embedded mode: the one job list runs here; scaled, `cpsync scheduler` runs it.
+            scheduler = process_scheduler(resources, tick_seconds=TICK_SECONDS)
+            in_process = resources.broker.in_process
+            ticking = asyncio.create_task(scheduler.run_forever()) if in_process else None
+            try:
+                yield
+            finally:
+                if ticking is not None:
+                    ticking.cancel()
+                    await asyncio.gather(ticking, return_exceptions=True)
 
     app = FastAPI(
         title="cpsync",
@@ -124,19 +124,43 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
     app.include_router(api.router)
     app.include_router(feeds.router)
     app.include_router(calendar_feeds)
-    # Calendar sync pages, API and (embedded mode) the in-process broker and scheduler.
-    install_calendars(app, settings, run_scheduler=settings.broker_url.startswith("memory://"))
-    # Student pages, API, cron route and (embedded mode) the coaches' sync schedules.
-    install_students(app, settings, run_scheduler=settings.broker_url.startswith("memory://"))
+    app.include_router(calendar_pages)
+    app.include_router(calendar_api)
+    app.include_router(students_router(settings))
     app.include_router(_health_router())
     docs_csp = _install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    _install_middleware(app, settings, cache, docs_csp, clock)
+    _install_middleware(app, settings, counters, docs_csp, clock)
     return app
 
 
+BOOTSTRAP_HINT = (
+    "No user accounts yet. Create the first admin with: "
+    "cpsync users create --admin --email you@example.com"
+)
+
+
+async def _hint_first_admin(resources: Resources) -> None:
+    async with resources.db.session() as session:
+        if await AccountRepository(session).count_users() == 0:
+            log.warning(BOOTSTRAP_HINT)
+
+
+class _ProcessCounters:
+    """The rate limiter's counters in the process's cache. The middleware is built with
+    the app, before the lifespan opens the resources, so it is handed the cache later."""
+
+    def __init__(self) -> None:
+        self.cache: Cache | None = None
+
+    async def incr(self, key: str, ttl_seconds: float) -> int:
+        if self.cache is None:
+            raise CacheError("the cache is not open yet")
+        return await self.cache.incr(key, ttl_seconds)
+
+
 def _install_middleware(
-    app: FastAPI, settings: Settings, cache: Cache, docs_csp: str, clock: Clock
+    app: FastAPI, settings: Settings, cache: _ProcessCounters, docs_csp: str, clock: Clock
 ) -> None:
     # add_middleware wraps: the last added runs first.
     app.add_middleware(HeadAsGetMiddleware)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, NoReturn
 
@@ -17,15 +18,27 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from cpsync.clock import Clock, utc_now
 from cpsync.contests.ics import PLATFORM_LABELS, build_calendar
 from cpsync.contests.merge import ChangeKind
 from cpsync.contests.models import Contest, PlatformHealth
 from cpsync.contests.service import RefreshReport
-from cpsync.db import open_database
+from cpsync.contests.tasks import contest_service
 from cpsync.errors import CpsyncError
 from cpsync.platforms.registry import PLATFORMS
-from cpsync.runtime import Runtime, open_services
+from cpsync.resources import open_resources
+from cpsync.settings import Settings
 from cpsync.students.cli import students_app
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What every command starts from: the settings (read once) and the clock. Each
+    command opens the process's resources once, with `open_resources`."""
+
+    settings: Settings = field(default_factory=Settings)
+    clock: Clock = utc_now
+
 
 app = typer.Typer(
     help="Upcoming programming contests from seven platforms, kept current.",
@@ -70,8 +83,8 @@ def migrate(ctx: typer.Context) -> None:
     runtime: Runtime = ctx.obj
 
     async def run() -> None:
-        db = await open_database(runtime.settings)
-        await db.dispose()
+        async with open_resources(runtime.settings):
+            pass  # opening the database migrates it
 
     _run(run())
     _console().print(f"schema up to date: {_redacted(runtime.settings.resolved_database_url())}")
@@ -103,9 +116,9 @@ async def _fetch_with_progress(runtime: Runtime, names: list[str]) -> list[Refre
     def on_report(report: RefreshReport) -> None:
         progress.update(task, advance=1, description=f"{report.platform} done")
 
-    async with open_services(runtime) as services:
+    async with open_resources(runtime.settings, clock=runtime.clock) as resources:
         with progress:
-            return await services.contests.refresh(names, on_report)
+            return await contest_service(resources).refresh(names, on_report)
 
 
 @app.command()
@@ -145,13 +158,14 @@ async def _load_contests(
     include_cancelled: bool,
     refresh: bool,
 ) -> list[Contest]:
-    async with open_services(runtime) as services:
-        stale = names if refresh else await services.contests.stale_platforms(names)
+    async with open_resources(runtime.settings, clock=runtime.clock) as resources:
+        contests = contest_service(resources)
+        stale = names if refresh else await contests.stale_platforms(names)
         if stale:
-            for report in await services.contests.refresh(stale):
+            for report in await contests.refresh(stale):
                 if report.error:
                     _console(to_stderr=True).print(f"[yellow]warning:[/] {escape(report.error)}")
-        return await services.contests.upcoming(names, window, include_cancelled)
+        return await contests.upcoming(names, window, include_cancelled)
 
 
 @app.command()
@@ -160,8 +174,8 @@ def platforms(ctx: typer.Context) -> None:
     runtime: Runtime = ctx.obj
 
     async def load() -> dict[str, PlatformHealth]:
-        async with open_services(runtime) as services:
-            return await services.contests.health()
+        async with open_resources(runtime.settings, clock=runtime.clock) as resources:
+            return await contest_service(resources).health()
 
     health = _run(load())
     zone = runtime.settings.display_zone()
@@ -318,8 +332,6 @@ def serve(
         # Links (feed URLs, the Google redirect) point at where this process listens.
         local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
         settings = settings.model_copy(update={"public_url": f"http://{local}:{port}"})
-    if _run(_count_users(runtime)) == 0:
-        _console(to_stderr=True).print(f"[yellow]{BOOTSTRAP_HINT}[/]")
     try:
         web = create_app(settings, clock=runtime.clock)
     except CpsyncError as exc:
@@ -339,17 +351,6 @@ def serve(
         h11_max_incomplete_event_size=settings.max_request_line_bytes + settings.max_header_bytes,
         log_level="info",
     )
-
-
-async def _count_users(runtime: Runtime) -> int:
-    from cpsync.accounts.repository import AccountRepository
-
-    db = await open_database(runtime.settings)
-    try:
-        async with db.session() as session:
-            return await AccountRepository(session).count_users()
-    finally:
-        await db.dispose()
 
 
 @users_app.command("create")
@@ -379,23 +380,15 @@ def users_create(
 
 
 async def _create_user(runtime: Runtime, email: str, password: str, role: Any) -> int:
-    from cpsync.accounts.crypto import load_keyring
     from cpsync.accounts.service import AccountService
     from cpsync.accounts.sessions import SessionPolicy
 
-    db = await open_database(runtime.settings)
-    try:
-        async with db.session() as session, session.begin():
-            service = AccountService(
-                session,
-                load_keyring(runtime.settings),
-                SessionPolicy.from_settings(runtime.settings),
-                runtime.clock,
-            )
+    async with open_resources(runtime.settings, clock=runtime.clock) as resources:
+        async with resources.db.session() as session, session.begin():
+            policy = SessionPolicy.from_settings(runtime.settings)
+            service = AccountService(session, resources.keyring, policy, runtime.clock)
             user = await service.create_user(email, password, role)
             return user.id
-    finally:
-        await db.dispose()
 
 
 @users_app.command("list")
@@ -406,13 +399,10 @@ def users_list(ctx: typer.Context) -> None:
     async def load() -> list[tuple[int, str, str, datetime]]:
         from cpsync.accounts.repository import AccountRepository
 
-        db = await open_database(runtime.settings)
-        try:
-            async with db.session() as session:
+        async with open_resources(runtime.settings) as resources:
+            async with resources.db.session() as session:
                 users = await AccountRepository(session).users()
                 return [(u.id, u.email, u.role, u.created_at) for u in users]
-        finally:
-            await db.dispose()
 
     rows = _run(load())
     if not rows:
@@ -441,17 +431,13 @@ def keys_rotate(ctx: typer.Context) -> None:
     runtime: Runtime = ctx.obj
 
     async def rotate() -> tuple[int, str]:
-        from cpsync.accounts.crypto import load_keyring
         from cpsync.accounts.keys import rotate_columns
 
-        keyring = load_keyring(runtime.settings)
-        db = await open_database(runtime.settings)
-        try:
-            async with db.session() as session, session.begin():
+        async with open_resources(runtime.settings) as resources:
+            keyring = resources.keyring
+            async with resources.db.session() as session, session.begin():
                 changed = await rotate_columns(session, keyring, encrypted_columns())
                 return changed, keyring.newest_id
-        finally:
-            await db.dispose()
 
     changed, newest = _run(rotate())
     _console().print(f"re-encrypted {changed} secret(s) under key {newest!r}")
@@ -468,7 +454,8 @@ def worker(
     runtime: Runtime = ctx.obj
     if runtime.settings.broker_url.startswith("memory://"):
         _fail("the in-process broker needs no worker: set CPSYNC_BROKER_URL (redis:// or amqp://)")
-    command = [sys.executable, "-m", "taskiq", "worker", "cpsync.tasks:broker"]
+    # A broker factory: the worker reads its settings when it starts, not at import.
+    command = [sys.executable, "-m", "taskiq", "worker", "cpsync.worker:worker_broker"]
     # Acknowledge only after a task ran, so a killed worker's task runs again elsewhere.
     command += ["--ack-type", "when_executed", "--workers", str(workers)]
     os.execv(sys.executable, command)  # noqa: S606 - our own interpreter, fixed arguments
@@ -480,7 +467,7 @@ def scheduler(ctx: typer.Context) -> None:
 
     Several may run at once: each occurrence of each job fires exactly once.
     """
-    from cpsync.tasks import run_scheduler
+    from cpsync.worker import run_scheduler
 
     runtime: Runtime = ctx.obj
     _console(to_stderr=True).print(f"scheduler on {_redacted(runtime.settings.broker_url)}")

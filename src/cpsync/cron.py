@@ -1,11 +1,13 @@
-"""Cron expressions, checked and evaluated (pure): what the settings, the scheduler and
-the students' sync schedule share. Errors are written for people."""
+"""Cron expressions, checked and evaluated, and the scheduled job they time (pure): what
+the settings, the scheduler and each domain's jobs share. Errors are written for people."""
 
 from __future__ import annotations
 
 import calendar
 import re
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
@@ -115,3 +117,20 @@ def previous_run(cron: str, now: datetime) -> datetime:
 
 def valid_cron(expression: str) -> bool:
     return bool(croniter.is_valid(expression))
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    name: str
+    fire: Callable[[], Awaitable[object]]
+    every: timedelta | None = None
+    cron: str | None = None
+
+    def latest_occurrence(self, now: datetime) -> datetime:
+        """The most recent due time at or before `now` (UTC)."""
+        if self.every is not None:
+            step = self.every.total_seconds()
+            return datetime.fromtimestamp(now.timestamp() // step * step, UTC)
+        if self.cron is None:
+            raise ValueError(f"job {self.name} has neither `every` nor `cron`")
+        return previous_run(self.cron, now).astimezone(UTC)

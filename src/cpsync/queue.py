@@ -43,6 +43,87 @@ class BrokerConfigError(CpsyncError):
     pass
 
 
+class QueueUnavailableError(CpsyncError):
+    status_code = 503
+
+
+class LazyBroker:
+    """The process's broker, connected on first use: the site stays up (and /readyz says
+    why) without a broker. A broker someone else starts (taskiq's worker) is passed in
+    `started`; then shutting it down is theirs too."""
+
+    def __init__(self, broker: AsyncBroker, *, started: bool = False) -> None:
+        self.broker = broker
+        self._started = started
+        self._owned = not started
+        self._starting = asyncio.Lock()
+
+    @property
+    def in_process(self) -> bool:
+        """Whether kicked tasks run in this process (the embedded in-memory broker)."""
+        return isinstance(self.broker, InMemoryBroker)
+
+    async def ensure_started(self) -> None:
+        async with self._starting:
+            if not self._started:
+                try:
+                    await self.broker.startup()
+                except Exception as exc:  # connection refused, auth, DNS: all mean "not now"
+                    message = "The task queue is unavailable; try again later."
+                    raise QueueUnavailableError(message) from exc
+                self._started = True
+
+    async def kick(self, task_name: str, *args: Any) -> str:
+        await self.ensure_started()
+        return await kick(self.broker, task_name, *args)
+
+    async def shutdown(self, finish_seconds: float = 10.0) -> None:
+        """Let in-process tasks finish (briefly) before the resources they use close."""
+        if isinstance(self.broker, InMemoryBroker):
+            await _finish_in_process(self.broker, finish_seconds)
+        if self._started and self._owned:
+            await self.broker.shutdown()
+
+    async def wait_idle(self) -> None:
+        """Wait until the in-process tasks, and those they kicked, are done (tests)."""
+        if isinstance(self.broker, InMemoryBroker):
+            while self.broker._running_tasks:
+                await self.broker.wait_all()
+
+
+class JobQueue:
+    """The tasks one request (or command) asks for, kicked only after its commit.
+
+    Routes `enqueue`; the session dependency calls `flush` after a successful commit and
+    `discard` when the request failed, so a rolled-back change never starts work
+    (Polar's JobQueueManager pattern)."""
+
+    def __init__(self, broker: LazyBroker) -> None:
+        self._broker = broker
+        self._jobs: list[tuple[str, tuple[Any, ...]]] = []
+
+    def enqueue(self, task_name: str, *args: Any) -> None:
+        self._jobs.append((task_name, args))
+
+    async def flush(self) -> None:
+        jobs, self._jobs = self._jobs, []
+        for task_name, args in jobs:
+            await self._broker.kick(task_name, *args)
+
+    def discard(self) -> None:
+        self._jobs.clear()
+
+
+async def _finish_in_process(broker: InMemoryBroker, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(broker.wait_all(), seconds)
+    except TimeoutError:
+        running = list(broker._running_tasks)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+
 def make_broker(settings: Settings) -> AsyncBroker:
     url = settings.broker_url
     broker: AsyncBroker

@@ -20,37 +20,51 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from cpsync.accounts import tasks as account_tasks
+from cpsync.calendars import tasks as calendar_tasks
 from cpsync.clock import Clock
-from cpsync.cron import previous_run
+from cpsync.contests import tasks as contest_tasks
+from cpsync.cron import ScheduledJob
 from cpsync.db import Database
 from cpsync.jobs import JobState, finish_job, start_job
 from cpsync.locks import Locks, new_owner
+from cpsync.resources import Resources
+from cpsync.students import tasks as student_tasks
 
 log = logging.getLogger(__name__)
 
 FAULT_REPORT_SECONDS = 24 * 3600.0
 
 
-@dataclass(frozen=True)
-class ScheduledJob:
-    name: str
-    fire: Callable[[], Awaitable[object]]
-    every: timedelta | None = None
-    cron: str | None = None
-
-    def latest_occurrence(self, now: datetime) -> datetime:
-        """The most recent due time at or before `now` (UTC)."""
-        if self.every is not None:
-            step = self.every.total_seconds()
-            return datetime.fromtimestamp(now.timestamp() // step * step, UTC)
-        if self.cron is None:
-            raise ValueError(f"job {self.name} has neither `every` nor `cron`")
-        return previous_run(self.cron, now).astimezone(UTC)
-
-
 JobSource = Callable[[], Awaitable[Sequence[ScheduledJob]]]
+
+
+def all_jobs(resources: Resources) -> JobSource:
+    """Every domain's periodic jobs, the one list the embedded server and `cpsync
+    scheduler` both run. Each occurrence only enqueues a task. The coaches' sync
+    schedules are read again on every tick: they edit them in the app."""
+    fixed = [
+        *contest_tasks.scheduled_jobs(resources.broker, resources.settings),
+        *calendar_tasks.scheduled_jobs(resources.broker, resources.settings),
+        *account_tasks.scheduled_jobs(resources),
+    ]
+
+    coach_syncs = student_tasks.kick_sync(resources.broker)
+
+    async def source() -> Sequence[ScheduledJob]:
+        return [*fixed, *await student_tasks.student_jobs(resources.db, coach_syncs)]
+
+    return source
+
+
+def process_scheduler(resources: Resources, *, tick_seconds: float = 5.0) -> Scheduler:
+    """The process's one scheduler loop over `all_jobs`, faults recorded for /admin."""
+    on_fault = record_faults(resources.db)
+    source = all_jobs(resources)
+    clock = resources.clock
+    return Scheduler(resources.locks, clock, source, tick_seconds=tick_seconds, on_fault=on_fault)
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,12 @@ from cpsync.accounts.models import (
     UserSession,
 )
 from cpsync.accounts.sessions import SESSION_COOKIE
+from cpsync.app import create_app
+from cpsync.calendars.config import calendar_service
 from cpsync.calendars.models import CalendarLink
 from cpsync.db import Base
 from cpsync.settings import Settings
 from cpsync.students.models import Student, StudentRating, StudentSyncRun
-from cpsync.app import create_app
 from tests.accounts.conftest import link_in, messages_to
 from tests.recordings import RECORDED_AT, MutableClock
 from tests.smtp_receiver import Inbox
@@ -253,7 +254,7 @@ async def test_deleting_a_user_leaves_nothing_of_them(
     token = await admin_client(app, client)
     coach = await create_user(app, "coach@example.com", Role.COACH)
     await add_student_with_history(app, coach.id)
-    calendars = app.state.calendars.service
+    calendars = calendar_service(app.state.resources)
     url = f"{radicale_url}/coach/contests-{uuid.uuid4().hex[:8]}/"
     await calendars.connect_caldav(coach.id, url, "coach", "app-password")
     async with make_client(app, ip="198.51.100.24") as coach_http:

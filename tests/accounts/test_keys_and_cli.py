@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 from cpsync.accounts.crypto import generate_key_spec, parse_keys
 from cpsync.accounts.models import FeedToken, OAuthLink, Role, User
 from cpsync.accounts.service import FEED_PURPOSE, REFRESH_TOKEN_PURPOSE, GoogleProfile
-from cpsync.calendars.models import CalendarLink
-from cpsync.cli import app as cli
-from cpsync.runtime import Runtime
-from cpsync.settings import Settings
 from cpsync.app import create_app
+from cpsync.calendars.models import CalendarLink
+from cpsync.cli import Runtime
+from cpsync.cli import app as cli
+from cpsync.settings import Settings
 from tests.recordings import MutableClock
 from tests.web.conftest import make_client
 

@@ -14,12 +14,12 @@ import pytest
 from icalendar import Calendar
 
 from cpsync.calendars.caldav import CalDavConfig, CalDavSink
-from cpsync.calendars.config import calendar_http_client
 from cpsync.calendars.google import GoogleAuth, GoogleCalendarSink, GoogleConfig, GoogleToken
 from cpsync.calendars.plan import DesiredEvent, DesiredStatus, PushedEvent
 from cpsync.calendars.sync import SyncRun, sync_calendar
 from cpsync.calendars.transport import RawHttp
 from cpsync.http import HttpClient, HttpResponse
+from cpsync.resources import user_http_client
 from cpsync.settings import Settings
 from tests.calendars.fake_google import FakeGoogleServer, fake_google_server
 
@@ -109,7 +109,7 @@ async def http() -> AsyncIterator[HttpClient]:
         http_timeout_seconds=5,
         http_max_retries=0,
     )
-    async with calendar_http_client(settings) as client:
+    async with user_http_client(settings) as client:
         yield client
 
 

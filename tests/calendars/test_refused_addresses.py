@@ -19,17 +19,16 @@ import httpx
 import pytest
 
 from cpsync.accounts.crypto import generate_key_spec
+from cpsync.app import create_app
 from cpsync.cache import MemoryCache
-from cpsync.calendars.config import calendar_http_client
 from cpsync.calendars.models import RunStatus
 from cpsync.calendars.service import CalendarLinkError, CalendarOptions
-from cpsync.calendars.web import install_calendars
 from cpsync.db import Database, open_database
 from cpsync.http import HttpClient
 from cpsync.locks import MemoryLocks
 from cpsync.outbound import GuardedTransport, OutboundGuard, OutboundPolicy
+from cpsync.resources import user_http_client
 from cpsync.settings import Settings
-from cpsync.app import create_app
 from tests.calendars.conftest import read_collection
 from tests.calendars.service_support import (
     NOW,
@@ -111,7 +110,6 @@ def _production(tmp_path: Path, **values: object) -> Settings:
 
 async def _signed_in(settings: Settings) -> AsyncIterator[WebClient]:
     application = create_app(settings, clock=lambda: NOW)
-    install_calendars(application, settings)
     async with application.router.lifespan_context(application):
         await create_user(application, "ann@example.org")
         transport = httpx.ASGITransport(app=application, client=("203.0.113.7", 40000))
@@ -257,5 +255,5 @@ def _sink(service: object, link: object) -> object:
 
 
 def test_the_calendar_client_is_guarded_by_the_settings() -> None:
-    client = calendar_http_client(Settings(_env_file=None, public_url=PUBLIC_URL))  # type: ignore[call-arg]
+    client = user_http_client(Settings(_env_file=None, public_url=PUBLIC_URL))  # type: ignore[call-arg]
     assert isinstance(client._client._transport, GuardedTransport)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,15 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from cpsync.app import create_app
+from cpsync.calendars import tasks as calendar_tasks
 from cpsync.calendars.models import CalendarLink, SyncRunRow
-from cpsync.calendars.web import install_calendars
+from cpsync.calendars.service import CalendarService
 from cpsync.contests.merge import ChangeKind
 from cpsync.contests.service import RefreshReport
+from cpsync.contests.tasks import changed_keys
+from cpsync.resources import Resources
 from cpsync.settings import Settings
-from cpsync.app import create_app
 from tests.calendars.service_support import NOW, add_contests
 from tests.net import free_port
 from tests.web.conftest import WebClient, cheap_argon2, create_user, csrf_of, make_client, sign_in
@@ -41,7 +44,6 @@ async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
         outbound_allow_private=True,  # Radicale on 127.0.0.1 (development allows it too)
     )
     application = create_app(settings, clock=lambda: NOW)
-    install_calendars(application, settings, run_scheduler=True)
     async with application.router.lifespan_context(application):
         await add_contests(application.state.cpsync.db)
         yield application
@@ -113,20 +115,18 @@ async def test_bad_caldav_address_is_refused(client: WebClient) -> None:
 
 
 async def test_fifty_concurrent_sync_requests_run_at_most_twice(
-    app: FastAPI, client: WebClient, radicale_url: str
+    app: FastAPI, client: WebClient, radicale_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _connect(client, radicale_url)
     await _wait_json(client, "/api/v1/calendars", "last_status", "succeeded")
     # Make each run last long enough that all 50 requests arrive during the first.
-    assert app.state.calendars.pool is not None
-    service = (await app.state.calendars.pool.get()).calendars
     spans: list[tuple[float, float]] = []
-    original = service._run
     loop = asyncio.get_running_loop()
     requests = 50
     asked = 0
     all_asked = asyncio.Event()
-    record_request = service._flags.set
+    flags = app.state.resources.cache
+    record_request = flags.set
 
     async def counted(key: str, value: bytes, ttl_seconds: float) -> None:
         nonlocal asked
@@ -136,15 +136,20 @@ async def test_fifty_concurrent_sync_requests_run_at_most_twice(
             if asked == requests:
                 all_asked.set()
 
-    async def slow_run(user_id: int, check_remote: bool) -> Any:
-        began = loop.time()
-        await all_asked.wait()  # the first run lasts until every request has arrived
-        result = await original(user_id, check_remote)
-        spans.append((began, loop.time()))
-        return result
+    def slow(service: CalendarService) -> None:
+        original = service._run
 
-    service._run = slow_run
-    service._flags.set = counted
+        async def slow_run(user_id: int, check_remote: bool) -> Any:
+            began = loop.time()
+            await all_asked.wait()  # the first run lasts until every request has arrived
+            result = await original(user_id, check_remote)
+            spans.append((began, loop.time()))
+            return result
+
+        service._run = slow_run  # type: ignore[method-assign]
+
+    _change_services(monkeypatch, slow)
+    flags.set = counted
     token = csrf_of(await client.get("/calendar/sync"))
     answers = await asyncio.gather(
         *(client.post("/api/v1/sync", headers={"X-CSRF-Token": token}) for _ in range(requests))
@@ -162,16 +167,25 @@ async def test_a_manual_refresh_fans_out_to_the_concerned_users(
 ) -> None:
     await _connect(client, radicale_url)
     await _wait_json(client, "/api/v1/calendars", "last_status", "succeeded")
-    hook = app.state.cpsync.scheduler.on_refreshed
+    resources = app.state.resources
     moved = [RefreshReport("codeforces", changes=[("2050", ChangeKind.RESCHEDULED)])]
     unrelated = [RefreshReport("codeforces", changes=[("nope", ChangeKind.ADDED)])]
-    assert len(await hook(moved)) == 1
-    assert await hook(unrelated) == []
+    assert len(await calendar_tasks.fan_out(resources, changed_keys(moved))) == 1
+    assert await calendar_tasks.fan_out(resources, changed_keys(unrelated)) == []
 
 
-async def _pool_service(app: FastAPI) -> Any:
-    assert app.state.calendars.pool is not None
-    return (await app.state.calendars.pool.get()).calendars
+def _change_services(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[CalendarService], None]
+) -> None:
+    """Every calendar service the tasks build from now on gets `change`d first."""
+    build = calendar_tasks.calendar_service
+
+    def changed(resources: Resources) -> CalendarService:
+        service = build(resources)
+        change(service)
+        return service
+
+    monkeypatch.setattr(calendar_tasks, "calendar_service", changed)
 
 
 async def _sync_now(http: WebClient) -> dict[str, str]:
@@ -194,12 +208,17 @@ class CrashingHttp:
 
 
 async def test_an_unexpected_error_ends_the_run_and_the_job_as_failed(
-    app: FastAPI, client: WebClient, radicale_url: str, caplog: pytest.LogCaptureFixture
+    app: FastAPI,
+    client: WebClient,
+    radicale_url: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await _connect(client, radicale_url)
     await _wait_json(client, "/api/v1/calendars", "last_status", "succeeded")
-    service = await _pool_service(app)
-    service._http = CrashingHttp(service._http)
+    resources = app.state.resources
+    working = resources.user_http
+    resources.user_http = CrashingHttp(working)
 
     job = await _sync_now(client)
     done = await _wait_json(client, job["status_url"], "state", "failed")
@@ -214,32 +233,34 @@ async def test_an_unexpected_error_ends_the_run_and_the_job_as_failed(
     page = await client.get("/calendar/sync")
     assert "unexpected error" in page.text
 
-    service._http = service._http.inner  # fixed: the next sync works again
+    resources.user_http = working  # fixed: the next sync works again
     again = await _sync_now(client)
     await _wait_json(client, again["status_url"], "state", "succeeded")
 
 
 async def test_a_calendar_server_down_makes_one_failed_run_with_its_attempts(
-    app: FastAPI, client: WebClient, radicale_url: str
+    app: FastAPI, client: WebClient, radicale_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _connect(client, radicale_url)
     await _wait_json(client, "/api/v1/calendars", "last_status", "succeeded")
     for _ in range(2):
         await _wait_json(client, (await _sync_now(client))["status_url"], "state", "succeeded")
-    service = await _pool_service(app)
     delays: list[float] = []
 
     async def no_wait(seconds: float) -> None:  # the retries fire at once, delays recorded
         delays.append(seconds)
 
-    service._sleep = no_wait
+    def without_waits(service: CalendarService) -> None:
+        service._sleep = no_wait
+
+    _change_services(monkeypatch, without_waits)
     async with app.state.cpsync.db.session() as session, session.begin():
         link = (await session.scalars(select(CalendarLink))).one()
         link.target = f"http://127.0.0.1:{free_port()}/ann/contests/"  # the server went down
 
     job = await _sync_now(client)
     done = await _wait_json(client, job["status_url"], "state", "failed")
-    await app.state.calendars.broker.broker.wait_all()  # nothing left for the queue to retry
+    await app.state.resources.broker.wait_idle()  # nothing left for the queue to retry
 
     assert "cannot reach" in done["summary"]
     async with app.state.cpsync.db.session() as session:

@@ -1,6 +1,6 @@
 """Calendar sync on the machine's Redis and RabbitMQ with real worker processes.
 
-Two `taskiq worker cpsync.tasks:broker` processes and one scheduler process share a
+Two `cpsync worker` processes and one scheduler process share a
 PostgreSQL database, Redis locks and the fake Google API. A worker is killed with
 SIGKILL in the middle of syncs, in repeated trials; afterwards every user's calendar
 holds exactly the desired events: no duplicates, none missing.
@@ -29,10 +29,11 @@ from cpsync.accounts.crypto import generate_key_spec, parse_keys
 from cpsync.calendars import tasks as calendar_tasks
 from cpsync.calendars.models import CalendarLink, LinkKind, LinkState
 from cpsync.contests.models import ContestStatus
+from cpsync.cron import ScheduledJob
 from cpsync.db import Database, open_database
 from cpsync.locks import open_locks
-from cpsync.queue import kick, make_broker
-from cpsync.scheduler import ScheduledJob, Scheduler
+from cpsync.queue import LazyBroker, kick, make_broker
+from cpsync.scheduler import Scheduler
 from cpsync.settings import Settings
 from tests.calendars.fake_google import FakeGoogle, FakeGoogleServer, fake_google_server
 from tests.calendars.service_support import (
@@ -91,7 +92,7 @@ class Deployment:
         return process
 
     def worker(self) -> subprocess.Popen[bytes]:
-        # `cpsync worker` execs `taskiq worker cpsync.tasks:broker --ack-type when_executed`.
+        # `cpsync worker` execs `taskiq worker cpsync.worker:worker_broker` (ack when executed).
         return self.start("-c", "from cpsync.cli import app; app()", "worker")
 
     def scheduler(self) -> subprocess.Popen[bytes]:
@@ -293,8 +294,7 @@ async def test_several_schedulers_fire_each_occurrence_once(
         }
     )
     clock = MutableClock(datetime(2026, 11, 22, 3, 0, 5, tzinfo=UTC))
-    target = make_broker(settings)
-    await target.startup()
+    target = LazyBroker(make_broker(settings))
     jobs = calendar_tasks.scheduled_jobs(target, settings)
 
     async def source() -> list[ScheduledJob]:

@@ -123,7 +123,7 @@ async def test_a_file_of_500_handles_imports_at_codeforces_pace(app, sim, clock)
             f"/students/import/{job}/apply", data={"csrf_token": csrf_of(page)}
         )
         assert applied.status_code == 303
-        await app.state.students.wait_idle()
+        await app.state.resources.broker.wait_idle()
         result = (await http.get(f"/students/import/{job}")).text
         assert "470 added, 0 updated, 0 unchanged, 30 rows skipped." in result
         assert sim.calls["user.info"] - calls <= 5  # applying reuses the checked handles
@@ -151,7 +151,7 @@ async def test_the_import_page_shows_progress_while_handles_are_checked(app, sim
         full = await http.get(job_page)
         assert "Importing" in full.text
         throttle.release.set()
-        await app.state.students.wait_idle()
+        await app.state.resources.broker.wait_idle()
         done = await http.get(job_page)
         assert "300 added, 0 updated, 0 unchanged, 3 rows skipped." in done.text
         assert "every 1s" not in done.text
@@ -195,7 +195,7 @@ async def test_an_import_silent_for_ten_minutes_is_shown_as_stopped(app, throttl
         assert "The import stopped before it finished" in page.text
         assert "every 1s" not in page.text
         throttle.release.set()
-        await app.state.students.wait_idle()
+        await app.state.resources.broker.wait_idle()
 
 
 async def test_the_simulator_fails_a_batch_on_its_first_unknown_handle(sim) -> None:
@@ -223,7 +223,7 @@ async def coach_with_student(app: FastAPI, http: WebClient) -> int:
         timezone="Asia/Kolkata",
     )
     assert answer.status_code == 303
-    await app.state.students.wait_idle()
+    await app.state.resources.broker.wait_idle()
     return await one_id(app, "tourist")
 
 
@@ -267,7 +267,7 @@ async def test_preview_shows_each_row_and_writes_nothing_until_import(app) -> No
         job = preview.split('action="/students/import/')[1].split("/apply")[0]
         page = await http.get(f"/students/import/{job}")
         await http.post(f"/students/import/{job}/apply", data={"csrf_token": csrf_of(page)})
-        await app.state.students.wait_idle()
+        await app.state.resources.broker.wait_idle()
         result = (await http.get(f"/students/import/{job}")).text
         assert "1 added, 1 updated, 0 unchanged, 2 rows skipped." in result
         stored = await students(http)
@@ -276,7 +276,7 @@ async def test_preview_shows_each_row_and_writes_nothing_until_import(app) -> No
         # A second click on the same preview does not import it twice.
         again = await http.post(f"/students/import/{job}/apply", data={"csrf_token": csrf_of(page)})
         assert again.status_code == 303
-        await app.state.students.wait_idle()
+        await app.state.resources.broker.wait_idle()
         assert len(await students(http)) == 2
 
 
@@ -284,7 +284,7 @@ async def test_an_import_belongs_to_the_coach_who_started_it(app) -> None:
     async with coach_client(app, "one@example.com") as one:
         answer = await upload(one, "name,handle\nT,tourist\n", mode="preview")
         job_page = answer.headers["location"]
-        await app.state.students.wait_idle()
+        await app.state.resources.broker.wait_idle()
     async with coach_client(app, "two@example.com") as two:
         assert (await two.get(job_page)).status_code == 404
         csrf = csrf_of(await two.get("/students/import"))
@@ -310,7 +310,7 @@ async def test_export_escapes_every_formula_start_and_imports_back_unchanged(app
             rank="\r@SUM(1)",
             last_sync_error="\t=1+1",
         )
-        await app.state.students.wait_idle()  # the adds' syncs, which move last_synced_at
+        await app.state.resources.broker.wait_idle()  # the adds' syncs, which move last_synced_at
         raw = (await http.get("/students.csv")).content.decode("utf-8-sig")
         rows = {r["handle"]: r for r in csv.DictReader(io.StringIO(raw))}
         assert set(rows) == {"tourist", "'-Absam-", "Petr"}

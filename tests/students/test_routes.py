@@ -108,7 +108,7 @@ async def test_add_checks_the_handle_and_syncs_at_once(app, sim) -> None:
 
         good = await add(http, name="Gennady", handle="TOURIST", email="g@example.com")
         assert good.status_code == 303
-        await app.state.students.wait_idle()
+        await app.state.resources.broker.wait_idle()
         student = (await http.get("/api/v1/students")).json()["students"][0]
         assert student["handle"] == "tourist"  # Codeforces' spelling
         assert student["last_synced_at"] is not None
@@ -263,7 +263,7 @@ async def test_problem_stats_through_the_api_match_hand_worked_values(app, sim) 
     sim.add(user)
     async with coach_client(app, "coach@example.com") as http:
         await add(http, name="Hand", handle="handmade")
-        await app.state.students.wait_idle()
+        await app.state.resources.broker.wait_idle()
         student_id = await one_id(app, "handmade")
         week = (await http.get(f"/api/v1/students/{student_id}/problems?days=7")).json()
         assert week["solved"] == 2  # 1500A (= 1501C) and 1500B
@@ -291,7 +291,7 @@ async def test_heat_map_days_follow_the_student_zone(app, sim) -> None:
     sim.add(user)
     async with coach_client(app, "coach@example.com") as http:
         await add(http, name="Tokyo", handle="zoned", timezone="Asia/Tokyo")
-        await app.state.students.wait_idle()
+        await app.state.resources.broker.wait_idle()
         student_id = await one_id(app, "zoned")
         tokyo = (await http.get(f"/api/v1/students/{student_id}/problems")).json()
         assert [d["day"] for d in tokyo["heatmap"]] == ["2026-11-19"]
@@ -361,10 +361,9 @@ async def test_cron_route_checks_the_secret(settings: Settings, database, sim) -
 
 
 async def test_in_process_scheduler_fires_the_stored_cron(app) -> None:
-    import asyncio
-
     from sqlalchemy import select
 
+    from cpsync.scheduler import process_scheduler
     from cpsync.students.models import StudentSyncRun
 
     async with coach_client(app, "coach@example.com") as http:
@@ -381,15 +380,12 @@ async def test_in_process_scheduler_fires_the_stored_cron(app) -> None:
                 "inactive_days": "7",
             },
         )
-    runtime = app.state.students
-    await runtime.wait_idle()
-    runtime.start_scheduler(tick_seconds=0.05)
-    for _ in range(100):
-        async with app.state.cpsync.db.session() as session:
-            triggers = list(await session.scalars(select(StudentSyncRun.trigger)))
-        if "schedule" in triggers:
-            break
-        await asyncio.sleep(0.05)
+    resources = app.state.resources
+    await resources.broker.wait_idle()
+    await process_scheduler(resources).tick()
+    await resources.broker.wait_idle()
+    async with app.state.cpsync.db.session() as session:
+        triggers = list(await session.scalars(select(StudentSyncRun.trigger)))
     assert triggers.count("schedule") == 1
 
 
@@ -480,7 +476,7 @@ async def import_file(
     answer = await upload(http, text, mode=mode)
     assert answer.status_code == 303
     assert answer.headers["location"].startswith("/students/import/")
-    await app.state.students.wait_idle()
+    await app.state.resources.broker.wait_idle()
     page = await http.get(answer.headers["location"])
     assert page.status_code == 200
     return str(page.text)

@@ -4,43 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AsyncExitStack
+from pathlib import Path
 
 import pytest
 
-from cpsync.cache import MemoryCache
-from cpsync.clock import utc_now
-from cpsync.http import HttpClient
+from cpsync.resources import open_resources
 from cpsync.settings import Settings
-from cpsync.students.runtime import StudentsRuntime
 from cpsync.students.throttle import InProcessThrottle, RedisThrottle
 
 
-def test_embedded_mode_throttles_in_process() -> None:
-    runtime = StudentsRuntime(Settings(_env_file=None), None, None, MemoryCache(), utc_now)  # type: ignore[arg-type]
-    assert isinstance(runtime.throttle, InProcessThrottle)
+def _settings(tmp_path: Path, **values: object) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'cpsync.db'}",
+        **values,  # type: ignore[arg-type]
+    )
+
+
+async def test_embedded_mode_throttles_in_process(tmp_path: Path) -> None:
+    async with open_resources(_settings(tmp_path)) as resources:
+        assert isinstance(resources.codeforces_throttle, InProcessThrottle)
 
 
 @pytest.mark.services
 async def test_two_processes_share_one_bucket_through_redis(
-    redis_url: str, queue_name: str
+    tmp_path: Path, redis_url: str, queue_name: str
 ) -> None:
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        cache_url=redis_url,
-        queue_name=queue_name,
-        codeforces_interval_seconds=0.2,
+    settings = _settings(
+        tmp_path, cache_url=redis_url, queue_name=queue_name, codeforces_interval_seconds=0.2
     )
-    async with HttpClient(settings) as http:
-        runtimes = [
-            StudentsRuntime(settings, None, http, MemoryCache(), utc_now)  # type: ignore[arg-type]
-            for _ in range(2)
-        ]
-        try:
-            assert all(isinstance(r.throttle, RedisThrottle) for r in runtimes)
-            started = time.monotonic()
-            await asyncio.gather(*(r.throttle.acquire() for r in runtimes for _ in range(3)))
-            # Six calls at one per 0.2 s from two "processes": at least five intervals.
-            assert time.monotonic() - started >= 0.95
-        finally:
-            for runtime in runtimes:
-                await runtime.aclose()
+    async with AsyncExitStack() as stack:
+        processes = [await stack.enter_async_context(open_resources(settings)) for _ in range(2)]
+        throttles = [process.codeforces_throttle for process in processes]
+        assert all(isinstance(throttle, RedisThrottle) for throttle in throttles)
+        started = time.monotonic()
+        await asyncio.gather(*(throttle.acquire() for throttle in throttles for _ in range(3)))
+        # Six calls at one per 0.2 s from two "processes": at least five intervals.
+        assert time.monotonic() - started >= 0.95

@@ -7,12 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from cpsync.app import create_app
 from cpsync.http import HttpClient
 from cpsync.settings import Settings
 from cpsync.students.routes import build_router
-from cpsync.students.runtime import StudentsRuntime
 from cpsync.students.throttle import Throttle
-from cpsync.app import create_app
 from tests.recordings import MutableClock
 
 from .simulated_codeforces import SimulatedCodeforces
@@ -34,22 +33,13 @@ async def student_app(
     if not any(getattr(r, "path", "") == "/students" for r in app.routes):
         app.include_router(build_router(settings))
     async with app.router.lifespan_context(app):
-        # The app's own runtime talks to the real Codeforces: swap in one over the simulator.
-        await app.state.students.aclose()
-        context = app.state.cpsync
+        # The process's resources talk to the real Codeforces: point them at the simulator.
+        resources = app.state.resources
         async with HttpClient(settings, transport=sim.transport()) as http:
-            runtime = StudentsRuntime(
-                settings,
-                context.db,
-                http,
-                context.cache,
-                clock,
-                throttle=throttle or CountingThrottle(),
-                mailer=mailer or RecordingMailer(),
-            )
-            app.state.students = runtime
+            resources.http = http
+            resources.codeforces_throttle = throttle or CountingThrottle()
+            resources.mailer = mailer or RecordingMailer()
             try:
                 yield app
             finally:
-                await runtime.wait_idle()
-                await runtime.aclose()
+                await resources.broker.wait_idle()

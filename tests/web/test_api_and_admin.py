@@ -141,7 +141,7 @@ async def test_admin_sees_users_health_jobs_and_refreshes(
     answer = await client.post("/admin/refresh", data={"csrf_token": token})
     assert answer.status_code == 303
     assert answer.headers["location"].startswith("/admin")
-    await app.state.cpsync.scheduler.wait_idle()
+    await app.state.resources.broker.wait_idle()
     page = await client.get("/admin")
     assert "succeeded" in page.text
     assert "codeforces:" in page.text
@@ -154,11 +154,12 @@ async def test_admin_sees_users_health_jobs_and_refreshes(
 async def test_a_failing_platform_is_visible(
     app: FastAPI, client: WebClient, replay: ReplayServer
 ) -> None:
+    from cpsync.contests.tasks import refresh
     from tests.replay import Reply
 
     serve_all(replay)
     replay.serve("codechef", Reply(status=404))
-    await app.state.cpsync.scheduler.run_once()
+    await refresh(app.state.resources)
     health = {h["platform"]: h for h in (await client.get("/api/v1/platforms")).json()}
     assert health["codechef"]["state"] == "failing"
     assert health["codechef"]["last_error"]

@@ -68,12 +68,12 @@ async def test_a_sync_that_changed_nothing_still_moves_last_synced(
             "/students/new", data={"csrf_token": token, "name": "Gena", "handle": "tourist"}
         )
         assert added.status_code == 303
-        await app.state.students.wait_idle()
+        await app.state.resources.broker.wait_idle()
         assert "20 Nov 2026, 12:00 UTC" in last_synced_cell((await http.get("/students")).text)
 
         clock.advance(timedelta(days=1, hours=3))
         assert (await http.post("/students/sync", data={"csrf_token": token})).status_code == 303
-        await app.state.students.wait_idle()
+        await app.state.resources.broker.wait_idle()
         page = (await http.get("/students")).text
         assert "21 Nov 2026, 15:00 UTC" in last_synced_cell(page)
         # The page's lead names the run in the viewer's zone too (app.js localises it).
@@ -92,6 +92,6 @@ async def test_student_messages_show_once_and_the_address_cannot_make_one_up(
         token = csrf_of(forged)
         started = await http.post("/students/sync", data={"csrf_token": token})
         assert started.headers["location"] == "/students"
-        await app.state.students.wait_idle()
+        await app.state.resources.broker.wait_idle()
         assert "Sync started" in (await http.get("/students")).text
         assert "Sync started" not in (await http.get("/students")).text

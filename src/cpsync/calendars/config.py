@@ -1,19 +1,24 @@
-"""Calendar sync options and outbound client, from the one `Settings` object."""
+"""Calendar sync options and service, built from the process's `Resources`."""
 
 from __future__ import annotations
 
 from cpsync.calendars.google import GoogleConfig
-from cpsync.calendars.service import CalendarOptions
-from cpsync.http import HttpClient
-from cpsync.outbound import Resolver, guarded_transport, system_resolver
+from cpsync.calendars.service import CalendarOptions, CalendarService
+from cpsync.resources import Resources
 from cpsync.settings import Settings
 
 
-def calendar_http_client(settings: Settings, resolver: Resolver = system_resolver) -> HttpClient:
-    """Calendar URLs come from users: every call passes `cpsync.outbound`'s rule.
-    Calendar APIs are not scraped sites: no per-host pacing (one host serves all users)."""
-    unpaced = settings.model_copy(update={"http_min_interval_seconds": 0})
-    return HttpClient(unpaced, transport=guarded_transport(settings, resolver))
+def calendar_service(resources: Resources) -> CalendarService:
+    """Calendar URLs come from users: the service talks through the guarded client."""
+    return CalendarService(
+        resources.db,
+        resources.user_http,
+        resources.keyring,
+        resources.locks,
+        resources.cache,
+        calendar_options(resources.settings),
+        resources.clock,
+    )
 
 
 def calendar_options(settings: Settings) -> CalendarOptions:

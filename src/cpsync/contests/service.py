@@ -40,13 +40,22 @@ class RefreshReport:
 
 
 class ContestService:
-    def __init__(self, db: Database, http: HttpClient, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        http: HttpClient,
+        settings: Settings,
+        clock: Clock,
+        *,
+        merge_lock: asyncio.Lock | None = None,
+    ) -> None:
         self._db = db
         self._http = http
         self._settings = settings
         self._clock = clock
         # SQLite has one writer; merging platforms one at a time costs nothing elsewhere.
-        self._merge_lock = asyncio.Lock()
+        # Pass the process's lock (`Resources.merge_lock`) so every service shares it.
+        self._merge_lock = merge_lock or asyncio.Lock()
 
     async def refresh(
         self,

@@ -61,7 +61,7 @@ async def create_student(
     except StudentFormError as error:
         raise as_validation_error(error) from error
     await session.commit()
-    runtime.start_sync(coach_id=coach.id, student_ids=[saved.student.id], trigger="added")
+    await runtime.start_sync(coach_id=coach.id, student_ids=[saved.student.id], trigger="added")
     return StudentOut.of(saved.student)
 
 
@@ -88,7 +88,7 @@ async def put_student(
     await session.commit()
     await runtime.forget_stats([student_id])
     if saved.needs_sync:
-        runtime.start_sync(
+        await runtime.start_sync(
             coach_id=saved.student.coach_id, student_ids=[student_id], trigger="edited"
         )
     return StudentOut.of(saved.student)
@@ -133,13 +133,13 @@ async def sync_one(
     student_id: StudentId, coach: CoachUser, service: StudentServiceDep, runtime: RuntimeDep
 ) -> SyncStarted:
     student = await service.get(coach, student_id)
-    started = runtime.start_sync(coach_id=student.coach_id, student_ids=[student.id])
+    started = await runtime.start_sync(coach_id=student.coach_id, student_ids=[student.id])
     return SyncStarted(status="started" if started else "running", students=1)
 
 
 @router.post("/sync", response_model=SyncStarted, status_code=202, summary="Sync all")
 async def sync_everyone(coach: CoachUser, runtime: RuntimeDep) -> SyncStarted:
-    started = runtime.start_sync(coach_id=coach_scope(coach), trigger="sync_all")
+    started = await runtime.start_sync(coach_id=coach_scope(coach), trigger="sync_all")
     return SyncStarted(status="started" if started else "running", students=-1)
 
 
@@ -167,7 +167,7 @@ def cron_router(secret: str) -> APIRouter:
         # Constant time, and a missing header compares like a wrong one.
         if not hmac.compare_digest(given, expected):
             return JSONResponse({"detail": "wrong or missing X-Cron-Secret"}, status_code=401)
-        started = runtime.start_sync(coach_id=None, trigger="cron")
+        started = await runtime.start_sync(coach_id=None, trigger="cron")
         return JSONResponse({"status": "started" if started else "running"}, status_code=202)
 
     return cron

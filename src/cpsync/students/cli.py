@@ -20,10 +20,8 @@ from rich.table import Table
 
 from cpsync.accounts.repository import AccountRepository
 from cpsync.accounts.schemas import normalise_email
-from cpsync.cache import open_cache
 from cpsync.clock import utc_now
-from cpsync.db import open_database
-from cpsync.http import HttpClient
+from cpsync.resources import open_resources
 from cpsync.settings import Settings
 from cpsync.students.repository import StudentRepository
 from cpsync.students.runtime import StudentsRuntime
@@ -88,21 +86,12 @@ async def _sync(
     def on_progress(done: int, total: int) -> None:
         progress.update(task, completed=done, total=total)
 
-    db = await open_database(settings)
-    cache = open_cache(settings.cache_url, settings.queue_name)
-    try:
-        async with HttpClient(settings) as http:
-            runtime = StudentsRuntime(settings, db, http, cache, clock)
-            try:
-                with progress:
-                    return await runtime.sync(
-                        coach_id=coach, student_ids=students, trigger="cli", progress=on_progress
-                    )
-            finally:
-                await runtime.aclose()
-    finally:
-        await cache.close()
-        await db.dispose()
+    async with open_resources(settings, clock=clock) as resources:
+        runtime = StudentsRuntime(resources)
+        with progress:
+            return await runtime.sync(
+                coach_id=coach, student_ids=students, trigger="cli", progress=on_progress
+            )
 
 
 @students_app.command("list")
@@ -140,16 +129,12 @@ def list_students(
 
 async def _load_roster(settings: Settings, coach: str | None) -> tuple[list[Any], dict[int, str]]:
     """The students (of one coach when asked) and every coach's email by id."""
-    db = await open_database(settings)
-    try:
-        async with db.session() as session:
-            accounts = AccountRepository(session)
-            emails = {user.id: user.email for user in await accounts.users()}
-            coach_id = await _coach_id(accounts, coach) if coach is not None else None
-            page = await StudentRepository(session).page(coach_id, limit=None)
-            return list(page.students), emails
-    finally:
-        await db.dispose()
+    async with open_resources(settings) as resources, resources.db.session() as session:
+        accounts = AccountRepository(session)
+        emails = {user.id: user.email for user in await accounts.users()}
+        coach_id = await _coach_id(accounts, coach) if coach is not None else None
+        page = await StudentRepository(session).page(coach_id, limit=None)
+        return list(page.students), emails
 
 
 async def _coach_id(accounts: AccountRepository, coach: str) -> int:

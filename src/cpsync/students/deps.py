@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path
 
 from cpsync.accounts.deps import CurrentUser
 from cpsync.accounts.models import User
 from cpsync.students.runtime import StudentsRuntime
 from cpsync.students.service import StudentNotFoundError, StudentService, coach_scope
-from cpsync.web.deps import ContextDep, SessionDep
+from cpsync.web.deps import JobsDep, ResourcesDep, SessionDep
 
 
-def get_runtime(request: Request, context: ContextDep) -> StudentsRuntime:
-    """One runtime per app, made on first use from the app's shared resources."""
-    runtime: StudentsRuntime | None = getattr(request.app.state, "students", None)
-    if runtime is None:
-        runtime = StudentsRuntime(
-            context.settings, context.db, context.http, context.cache, context.clock
-        )
-        request.app.state.students = runtime
-    return runtime
+def get_runtime(resources: ResourcesDep, jobs: JobsDep) -> StudentsRuntime:
+    """Student tracking on the process's resources; background work on the request's jobs."""
+    return StudentsRuntime(resources, jobs)
 
 
 RuntimeDep = Annotated[StudentsRuntime, Depends(get_runtime)]

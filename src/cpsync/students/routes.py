@@ -32,15 +32,11 @@ from cpsync.students.dashboard import (
 )
 from cpsync.students.deps import CoachUser, RuntimeDep, StudentId, StudentServiceDep
 from cpsync.students.imports import (
-    CsvImporter,
-    ImportJob,
     ImportJobNotFoundError,
     ImportJobs,
     JobState,
-    Stored,
 )
 from cpsync.students.models import Student
-from cpsync.students.runtime import StudentsRuntime
 from cpsync.students.schedule import (
     EVERY_HOURS,
     WEEKDAYS,
@@ -185,7 +181,7 @@ async def add_student(
             errors = error.errors
         else:
             await session.commit()
-            runtime.start_sync(
+            await runtime.start_sync(
                 coach_id=saved.student.coach_id, student_ids=[saved.student.id], trigger="added"
             )
             return _back(f"/students/{saved.student.id}")
@@ -232,7 +228,7 @@ async def update_student(
             await session.commit()
             await runtime.forget_stats([student_id])
             if saved.needs_sync:
-                runtime.start_sync(
+                await runtime.start_sync(
                     coach_id=student.coach_id, student_ids=[student_id], trigger="edited"
                 )
             return _back(f"/students/{student_id}")
@@ -284,13 +280,13 @@ async def sync_student(
     runtime: RuntimeDep,
 ) -> Response:
     student = await service.get(coach, student_id)
-    runtime.start_sync(coach_id=student.coach_id, student_ids=[student.id], trigger="manual")
+    await runtime.start_sync(coach_id=student.coach_id, student_ids=[student.id], trigger="manual")
     return flash_redirect(request, f"/students/{student_id}", SYNC_STARTED)
 
 
 @router.post("/sync")
 async def sync_all(request: Request, coach: CoachUser, runtime: RuntimeDep) -> Response:
-    started = runtime.start_sync(coach_id=coach_scope(coach), trigger="sync_all")
+    started = await runtime.start_sync(coach_id=coach_scope(coach), trigger="sync_all")
     message = SYNC_STARTED if started else "A sync is already running; it covers these students."
     return flash_redirect(request, "/students", message)
 
@@ -322,7 +318,7 @@ async def import_upload(
     job = await ImportJobs(runtime.cache, runtime.clock).create(
         coach.id, decode_upload(raw), apply=mode != "preview"
     )
-    _start_import(runtime, job)
+    runtime.start_import(job)
     return _back(f"/students/import/{job.id}")
 
 
@@ -348,25 +344,8 @@ async def apply_import(job_id: ImportJobId, coach: CoachUser, runtime: RuntimeDe
     if job.state is JobState.PREVIEW:  # a second click finds it applied or running
         job.apply, job.state = True, JobState.CHECKING
         await jobs.save(job)
-        _start_import(runtime, job)
+        runtime.start_import(job)
     return _back(f"/students/import/{job.id}")
-
-
-def _start_import(runtime: StudentsRuntime, job: ImportJob) -> None:
-    async def after_import(coach_id: int, stored: Stored) -> None:
-        await runtime.forget_stats(stored.updated_ids)
-        if stored.resync_ids:
-            runtime.start_sync(coach_id=coach_id, student_ids=stored.resync_ids, trigger="import")
-
-    importer = CsvImporter(
-        runtime.db,
-        runtime.client,
-        ImportJobs(runtime.cache, runtime.clock),
-        runtime.clock,
-        interval_seconds=runtime.config.interval_seconds,
-        after_import=after_import,
-    )
-    runtime.start_import(job.id, lambda: importer.run(job))
 
 
 # ---------------------------------------------------------------- settings

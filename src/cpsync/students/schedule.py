@@ -19,8 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from cpsync.cron import CronError, check_cron, previous_run
-from cpsync.scheduler import ScheduledJob
+from cpsync.cron import CronError, ScheduledJob, check_cron, previous_run
 
 EVERY_HOURS = (1, 2, 3, 4, 6, 8, 12)
 WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")

@@ -1,83 +1,95 @@
 """Queue entry points of student tracking (thin, idempotent), and its scheduled jobs.
 
-- `students.sync(coach_id, student_ids, trigger)`: one sync run; per-student locks and
-  the reminder claims make a duplicated or overlapping run harmless.
-- `student_jobs(db, broker, clock)`: the scheduler's jobs source, one job per coach with
-  students, on the cron stored in `student_settings` (read on every tick, so an edit
-  takes effect without a restart), evaluated in the coach's zone.
+- `students.sync(coach_id, student_ids, trigger)`: one sync run; a request while the same
+  scope runs folds into one more run after it (shared locks, so across processes);
+  per-student locks and the reminder claims make a duplicated run harmless.
+- `students.import(coach_id, job_id)`: run a CSV import job kept in the cache.
+- `student_jobs(db, kick_sync(broker))`: the scheduler's jobs, one per coach with students, on the
+  cron stored in `student_settings` (read on every tick, so an edit takes effect without
+  a restart), evaluated in the coach's zone.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 
 from sqlalchemy import select
 from taskiq import AsyncBroker
 
-from cpsync.cache import open_cache
-from cpsync.clock import Clock, utc_now
-from cpsync.db import Database, open_database
-from cpsync.http import HttpClient
-from cpsync.queue import kick
-from cpsync.scheduler import ScheduledJob
-from cpsync.settings import Settings
+from cpsync.cron import ScheduledJob
+from cpsync.db import Database
+from cpsync.locks import run_coalesced
+from cpsync.queue import LazyBroker
+from cpsync.resources import Resources
+from cpsync.students.imports import CsvImporter, ImportJobs, Stored
 from cpsync.students.models import DEFAULT_SYNC_CRON, Student, StudentSettings
-from cpsync.students.runtime import StudentsRuntime
+from cpsync.students.runtime import IMPORT, SYNC, SYNC_LOCK_SECONDS, StudentsRuntime, sync_scope
 from cpsync.students.schedule import ZonedCronJob
 
-SYNC = "students.sync"
+log = logging.getLogger(__name__)
 
 
-class StudentsPool:
-    """The worker process's runtime: opened on first use, closed at shutdown."""
+async def sync(
+    resources: Resources, coach_id: int | None, student_ids: list[int] | None, trigger: str
+) -> int:
+    """Run the sync, or leave it to the run of the same scope going now; the runs made."""
+    runtime = StudentsRuntime(resources)
 
-    def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
-        self._settings = settings
-        self._clock = clock
-        self._runtime: StudentsRuntime | None = None
-        self._closers: list[Callable[[], Awaitable[object]]] = []
-        self._opening = asyncio.Lock()
+    async def work() -> None:
+        await runtime.sync(coach_id=coach_id, student_ids=student_ids, trigger=trigger)
 
-    async def get(self) -> StudentsRuntime:
-        async with self._opening:
-            if self._runtime is None:
-                db = await open_database(self._settings)
-                http = HttpClient(self._settings)
-                cache = open_cache(self._settings.cache_url, self._settings.queue_name)
-                self._runtime = StudentsRuntime(self._settings, db, http, cache, self._clock)
-                self._closers = [self._runtime.aclose, http.aclose, cache.close, db.dispose]
-            return self._runtime
-
-    async def close(self) -> None:
-        closers, self._closers, self._runtime = self._closers, [], None
-        for close in closers:
-            await close()
+    scope = sync_scope(coach_id, sorted(student_ids) if student_ids is not None else None)
+    locks, flags = resources.locks, resources.cache
+    return await run_coalesced(locks, flags, scope, work, SYNC_LOCK_SECONDS)
 
 
-def register(broker: AsyncBroker, pool: StudentsPool) -> None:
+async def run_import(resources: Resources, coach_id: int, job_id: str) -> None:
+    runtime = StudentsRuntime(resources)
+    jobs = ImportJobs(resources.cache, resources.clock)
+    job = await jobs.get(coach_id, job_id)
+    if job is None:  # expired from the cache before a worker got to it
+        log.warning("students.import.missing job=%s", job_id)
+        return
+
+    async def after_import(coach: int, stored: Stored) -> None:
+        await runtime.forget_stats(stored.updated_ids)
+        if stored.resync_ids:
+            await resources.broker.kick(SYNC, coach, sorted(stored.resync_ids), "import")
+
+    importer = CsvImporter(
+        resources.db,
+        runtime.client,
+        jobs,
+        resources.clock,
+        interval_seconds=runtime.config.interval_seconds,
+        after_import=after_import,
+    )
+    await importer.run(job)
+
+
+def register(broker: AsyncBroker, resources: Callable[[], Resources]) -> None:
+    """Bind the task names on `broker`; each task runs on the process's resources."""
+
     @broker.task(task_name=SYNC)
     async def sync_task(
         coach_id: int | None = None,
         student_ids: list[int] | None = None,
         trigger: str = "queue",
-    ) -> dict[str, int]:
-        runtime = await pool.get()
-        report = await runtime.sync(coach_id=coach_id, student_ids=student_ids, trigger=trigger)
-        return asdict(report.counts)
+    ) -> int:
+        return await sync(resources(), coach_id, student_ids, trigger)
+
+    @broker.task(task_name=IMPORT)
+    async def import_task(coach_id: int, job_id: str) -> None:
+        await run_import(resources(), coach_id, job_id)
 
 
 FireFor = Callable[[int], Callable[[], Awaitable[object]]]
 
 
 async def student_jobs(db: Database, fire_for: FireFor) -> list[ScheduledJob]:
-    """One job per coach who has students (default: daily at 03:00 UTC).
-
-    `fire_for(coach_id)` makes what an occurrence does: kick the queue task (scheduler
-    process) or start an in-process sync (the embedded web app). Both name their jobs
-    alike, so with shared locks only one of them fires a given occurrence.
-    """
+    """One job per coach who has students (default: daily at 03:00 UTC); `fire_for(coach)`
+    makes what an occurrence does (`kick_sync`: enqueue `students.sync` for the coach)."""
     async with db.session() as session:
         coaches = set((await session.scalars(select(Student.coach_id).distinct())).all())
         stored = {row.coach_id: row for row in await session.scalars(select(StudentSettings))}
@@ -91,12 +103,10 @@ async def student_jobs(db: Database, fire_for: FireFor) -> list[ScheduledJob]:
     return jobs
 
 
-def kick_sync(broker: AsyncBroker) -> FireFor:
-    """For the scheduler process: an occurrence enqueues `students.sync` for the coach."""
-
+def kick_sync(broker: LazyBroker) -> FireFor:
     def fire_for(coach_id: int) -> Callable[[], Awaitable[object]]:
         async def fire() -> str:
-            return await kick(broker, SYNC, coach_id, None, "schedule")
+            return await broker.kick(SYNC, coach_id, None, "schedule")
 
         return fire
 

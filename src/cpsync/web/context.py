@@ -1,4 +1,5 @@
-"""Everything the app holds for its lifetime, built once by the app factory."""
+"""What the web app holds beside the process's `Resources`: the cookie and template
+machinery, built once by the app factory. Resources are reached through it."""
 
 from __future__ import annotations
 
@@ -13,28 +14,39 @@ from cpsync.accounts.service import AccountService
 from cpsync.accounts.sessions import SessionPolicy
 from cpsync.cache import Cache
 from cpsync.clock import Clock
-from cpsync.contests.service import ContestService
 from cpsync.db import Database
-from cpsync.http import HttpClient
+from cpsync.resources import Resources
 from cpsync.settings import Settings
 from cpsync.web.flash import FlashMessages
-from cpsync.web.scheduler import ManualRefresh
 
 
 @dataclass(slots=True)
 class AppContext:
-    settings: Settings
-    clock: Clock
-    db: Database
-    http: HttpClient
-    cache: Cache
-    keyring: KeyRing
+    resources: Resources
     policy: SessionPolicy
     anon_csrf: AnonymousCsrf
     flash: FlashMessages
     templates: Jinja2Templates
-    contests: ContestService
-    scheduler: ManualRefresh
+
+    @property
+    def settings(self) -> Settings:
+        return self.resources.settings
+
+    @property
+    def clock(self) -> Clock:
+        return self.resources.clock
+
+    @property
+    def db(self) -> Database:
+        return self.resources.db
+
+    @property
+    def cache(self) -> Cache:
+        return self.resources.cache
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self.resources.keyring
 
     def accounts(self, session: AsyncSession) -> AccountService:
         return AccountService(session, self.keyring, self.policy, self.clock)

@@ -1,7 +1,8 @@
 """The kernel's route dependencies, as `Annotated` aliases: the app context and sessions.
 
 `SessionDep` commits when the route function returns (before the response is sent), so a
-route that raises writes nothing. Who the visitor is lives in `cpsync.accounts.deps`.
+route that raises writes nothing. The tasks a route enqueues on `JobsDep` are kicked after
+that commit, and dropped when the route raised. Who the visitor is lives in `cpsync.accounts.deps`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cpsync.queue import JobQueue
+from cpsync.resources import Resources
 from cpsync.web.context import AppContext
 
 
@@ -23,7 +26,29 @@ def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-async def get_session(context: ContextDep) -> AsyncIterator[AsyncSession]:
+def get_resources(context: ContextDep) -> Resources:
+    return context.resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+async def get_jobs(resources: ResourcesDep) -> AsyncIterator[JobQueue]:
+    """The request's job list: kicked once the route (and its commit) succeeded."""
+    jobs = JobQueue(resources.broker)
+    try:
+        yield jobs
+    except BaseException:
+        jobs.discard()
+        raise
+    await jobs.flush()
+
+
+JobsDep = Annotated[JobQueue, Depends(get_jobs, scope="function")]
+
+
+async def get_session(context: ContextDep, jobs: JobsDep) -> AsyncIterator[AsyncSession]:
+    # Depends on the job list so the list is flushed after this commit, not before.
     async with context.db.session() as session:
         yield session
         await session.commit()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from cpsync.cache import Cache, CacheError
+from cpsync.cache import CacheError
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,14 @@ class FixedWindowLimiter(Protocol):
     async def hit(self, key: str, limit: int, window_seconds: int) -> RateDecision: ...
 
 
+class Counters(Protocol):
+    """The slice of `cpsync.cache.Cache` the limiter counts in."""
+
+    async def incr(self, key: str, ttl_seconds: float) -> int: ...
+
+
 class CacheWindowLimiter:
-    def __init__(self, cache: Cache, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, cache: Counters, now: Callable[[], float] = time.time) -> None:
         self._cache = cache
         self._now = now
 

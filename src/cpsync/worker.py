@@ -1,0 +1,74 @@
+"""The background side of every process: task registration, the worker and the scheduler.
+
+- `register_tasks(broker, resources)`: every domain's named tasks on one broker. The
+  app does it too, so the embedded in-memory broker runs them in the web process.
+- `worker_broker()`: the broker factory `cpsync worker` hands to taskiq's worker
+  (`taskiq worker cpsync.worker:worker_broker`): settings are read here, when the worker
+  starts, and the process's resources are opened once at worker startup.
+- `run_scheduler(settings)`: `cpsync scheduler`, the one job list of `cpsync.scheduler`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from taskiq import AsyncBroker, TaskiqEvents, TaskiqState
+
+from cpsync.calendars import tasks as calendar_tasks
+from cpsync.clock import Clock, utc_now
+from cpsync.contests import tasks as contest_tasks
+from cpsync.queue import make_broker
+from cpsync.resources import Resources, open_resources
+from cpsync.scheduler import process_scheduler
+from cpsync.settings import Settings
+from cpsync.students import tasks as student_tasks
+
+
+def register_tasks(broker: AsyncBroker, resources: Callable[[], Resources]) -> None:
+    contest_tasks.register(broker, resources)
+    calendar_tasks.register(broker, resources)
+    student_tasks.register(broker, resources)
+
+
+@asynccontextmanager
+async def open_process(
+    settings: Settings, *, clock: Clock = utc_now, migrate: bool = True
+) -> AsyncIterator[Resources]:
+    """The process's resources with every task registered on its broker, so work a
+    command or request enqueues runs here when the broker is the in-memory one."""
+    async with open_resources(settings, clock=clock, migrate=migrate) as resources:
+        register_tasks(resources.broker.broker, lambda: resources)
+        if resources.broker.in_process:
+            await resources.broker.ensure_started()
+        yield resources
+
+
+def worker_broker(settings: Settings | None = None) -> AsyncBroker:
+    """A taskiq broker factory: the worker's broker, its tasks and, between the worker's
+    startup and shutdown, the process's resources."""
+    config = settings or Settings()
+    broker = make_broker(config)
+    stack = AsyncExitStack()
+    opened: list[Resources] = []
+
+    async def startup(_state: TaskiqState) -> None:
+        opened.append(await stack.enter_async_context(open_resources(config, broker=broker)))
+
+    async def shutdown(_state: TaskiqState) -> None:
+        opened.clear()
+        await stack.aclose()
+
+    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, startup)
+    broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, shutdown)
+    register_tasks(broker, lambda: opened[0])
+    return broker
+
+
+async def run_scheduler(
+    settings: Settings, *, clock: Clock = utc_now, tick_seconds: float = 5.0
+) -> None:
+    """Run the scheduler until cancelled, enqueueing onto the configured broker."""
+    async with open_resources(settings, clock=clock) as resources:
+        await resources.broker.ensure_started()
+        await process_scheduler(resources, tick_seconds=tick_seconds).run_forever()
