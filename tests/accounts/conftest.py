@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi import FastAPI
 
+from cpsync.app import create_app
 from cpsync.db import Database
 from cpsync.settings import Settings
-from cpsync.app import create_app
 from tests.recordings import MutableClock
 from tests.smtp_receiver import Inbox, smtp_receiver
 from tests.web.conftest import (

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from cpsync.accounts import google
 from cpsync.accounts.models import OAuthLink, User
 from cpsync.accounts.service import REFRESH_TOKEN_PURPOSE
+from cpsync.app import create_app
 from cpsync.cache import MemoryCache
 from cpsync.settings import Settings
-from cpsync.app import create_app
 from tests.accounts.fake_google import FakeGoogle, fake_google
 from tests.recordings import MutableClock
 from tests.web.conftest import PASSWORD, WebClient, create_user, make_client, sign_in

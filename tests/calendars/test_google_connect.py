@@ -16,9 +16,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from cpsync.app import create_app
 from cpsync.calendars.models import CalendarLink
 from cpsync.settings import Settings
-from cpsync.app import create_app
 from tests.calendars.fake_google import FakeGoogleServer
 from tests.calendars.service_support import NOW
 from tests.web.conftest import WebClient, cheap_argon2, create_user, make_client, sign_in

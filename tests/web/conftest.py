@@ -14,10 +14,10 @@ from fastapi import FastAPI
 
 from cpsync.accounts import passwords
 from cpsync.accounts.models import Role, User
+from cpsync.app import create_app
 from cpsync.contests.models import Contest
 from cpsync.db import Database
 from cpsync.settings import Settings
-from cpsync.app import create_app
 from tests.recordings import RECORDED_AT, MutableClock
 
 # The in-process test client (ASGI transport), not an outbound call.

@@ -11,9 +11,9 @@ import pytest
 import redis.asyncio as redis
 from fastapi import FastAPI
 
+from cpsync.app import create_app
 from cpsync.cache import MemoryCache, RedisCache
 from cpsync.settings import Settings
-from cpsync.app import create_app
 from cpsync.web.middleware import client_ip, parse_trusted_proxies
 from cpsync.web.ratelimit import CacheWindowLimiter
 from tests.recordings import MutableClock

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from cpsync.settings import Settings
 from cpsync.app import create_app
+from cpsync.settings import Settings
 from cpsync.web.middleware import client_ip, parse_trusted_proxies
 from tests.net import free_port
 from tests.recordings import MutableClock

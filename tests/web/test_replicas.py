@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import event, text
 
+from cpsync.app import create_app
 from cpsync.db import Database, open_database
 from cpsync.settings import Settings
-from cpsync.app import create_app
 from tests.recordings import MutableClock
 from tests.web.conftest import create_user, make_client, sign_in
 

@@ -20,10 +20,10 @@ from cpsync.accounts.crypto import load_keyring
 from cpsync.accounts.models import Role, UserSession
 from cpsync.accounts.service import AccountService
 from cpsync.accounts.sessions import SESSION_COOKIE, SessionPolicy, token_hash
+from cpsync.app import create_app
 from cpsync.clock import utc_now
 from cpsync.db import open_database
 from cpsync.settings import Settings
-from cpsync.app import create_app
 
 
 async def _seed(settings: Settings) -> tuple[str, str]:
