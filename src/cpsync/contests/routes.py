@@ -15,13 +15,14 @@ from cpsync.contests.models import Contest
 from cpsync.contests.repository import ContestRepository
 from cpsync.contests.schemas import ContestOut
 from cpsync.contests.service import platform_health
+from cpsync.contests.tasks import REFRESH, refresh_running
 from cpsync.contests.views import (
     ContestFilters,
     filter_contests,
 )
 from cpsync.platforms.registry import PLATFORMS
 from cpsync.web.context import AppContext
-from cpsync.web.deps import ContextDep, ReadSessionDep
+from cpsync.web.deps import ContextDep, JobsDep, ReadSessionDep
 from cpsync.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[CsrfProtected])
@@ -67,6 +68,9 @@ async def home(
 
 
 @router.post("/admin/refresh")
-async def admin_refresh(context: ContextDep, user: AdminUser) -> Response:
-    started = context.scheduler.trigger()
+async def admin_refresh(context: ContextDep, user: AdminUser, jobs: JobsDep) -> Response:
+    # A refresh going now takes no second one: it would find nothing new.
+    started = not await refresh_running(context.resources)
+    if started:
+        jobs.enqueue(REFRESH, True)
     return RedirectResponse(f"/admin?refresh={'started' if started else 'busy'}", status_code=303)
