@@ -10,7 +10,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
-from cpsync.accounts.service import NotSignedInError
 from cpsync.errors import CpsyncError
 from cpsync.web.templating import render
 from cpsync.web.validation import messages_by_field
@@ -57,7 +56,8 @@ def error_response(
 
 async def handle_cpsync_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CpsyncError)
-    if isinstance(exc, NotSignedInError) and not wants_json(request) and request.method == "GET":
+    # 401 is "sign in first": a page asked for by GET sends the visitor to sign in and back.
+    if exc.status_code == 401 and not wants_json(request) and request.method == "GET":
         target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
         return RedirectResponse(f"/signin?next={target}", status_code=303)
     if exc.status_code >= 500:
