@@ -297,8 +297,8 @@ async def original_sync(
 
 
 async def page_timings(settings: Settings, db: Database, profile_id: int) -> dict[str, Any]:
-    from cpsync.students.routes import build_router
     from cpsync.app import create_app
+    from cpsync.students.routes import build_router
 
     hasher = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
     passwords._HASHER = hasher
