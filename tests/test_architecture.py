@@ -26,8 +26,6 @@ KNOWN_CROSSINGS = frozenset(
         # Calendar wiring still in calendars/web.py until helper "core" builds it from resources.
         "cpsync.accounts.account_routes -> cpsync.calendars.web",
         "cpsync.accounts.admin_routes -> cpsync.calendars.web",
-        # The admin page asks whether a refresh is running.
-        "cpsync.accounts.admin_routes -> cpsync.contests.tasks",
         # Calendar sinks write events with the contests' ICS vocabulary (summaries, UIDs).
         "cpsync.calendars.caldav -> cpsync.contests.ics",
         "cpsync.calendars.feeds -> cpsync.contests.ics",

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cpsync.contests import tasks
+from cpsync.contests.service import refresh_running
 from cpsync.db import Database
 from cpsync.jobs import JobState, recent_jobs
 from cpsync.resources import Resources, open_resources
@@ -55,11 +56,11 @@ async def test_a_refresh_asked_for_while_one_runs_folds_into_one_more_run(
     replay.serve("leetcode", Reply(status=500))
     record_fan_outs(resources)
     first = asyncio.create_task(tasks.refresh(resources, manual=True))
-    while not await tasks.refresh_running(resources):  # its first step takes the flag
+    while not await refresh_running(resources.cache):  # its first step takes the flag
         await asyncio.sleep(0)
     assert await tasks.refresh(resources, manual=True) == 0  # left to the running one
     assert await first == 2  # its own run and the one asked for meanwhile
-    assert not await tasks.refresh_running(resources)
+    assert not await refresh_running(resources.cache)
     runs = await jobs(resources.db)
     assert [job.state for job in runs] == [JobState.FAILED, JobState.FAILED]
     assert all(job.kind == "contests.refresh (manual)" for job in runs)

@@ -20,8 +20,7 @@ from cpsync.accounts.schemas import InviteForm, RoleForm, field_errors
 from cpsync.accounts.service import AccountError, AccountService
 from cpsync.accounts.sessions import SESSION_COOKIE
 from cpsync.calendars.web import CalendarWeb, CalendarWebDep
-from cpsync.contests.service import platform_health
-from cpsync.contests.tasks import refresh_running
+from cpsync.contests.service import platform_health, refresh_running
 from cpsync.jobs import recent_jobs
 from cpsync.web.context import AppContext
 from cpsync.web.deps import ContextDep, SessionDep
@@ -52,7 +51,7 @@ async def _admin_page(
         "users": await accounts.users(),
         "health": await platform_health(session, context.settings, context.clock()),
         "jobs": await recent_jobs(session),
-        "refresh_running": await refresh_running(context.resources),
+        "refresh_running": await refresh_running(context.resources.cache),
         "flash": REFRESH_NOTICES.get(request.query_params.get("refresh", "")),
         "signup_mode": await admin.signup_mode(),
         "email_enabled": admin.email_enabled,

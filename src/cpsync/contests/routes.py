@@ -14,8 +14,8 @@ from cpsync.accounts.deps import AccountsDep, AdminUser, CsrfProtected, VisitorD
 from cpsync.contests.models import Contest
 from cpsync.contests.repository import ContestRepository
 from cpsync.contests.schemas import ContestOut
-from cpsync.contests.service import platform_health
-from cpsync.contests.tasks import REFRESH, refresh_running
+from cpsync.contests.service import platform_health, refresh_running
+from cpsync.contests.tasks import REFRESH
 from cpsync.contests.views import (
     ContestFilters,
     filter_contests,
@@ -70,7 +70,7 @@ async def home(
 @router.post("/admin/refresh")
 async def admin_refresh(context: ContextDep, user: AdminUser, jobs: JobsDep) -> Response:
     # A refresh going now takes no second one: it would find nothing new.
-    started = not await refresh_running(context.resources)
+    started = not await refresh_running(context.resources.cache)
     if started:
         jobs.enqueue(REFRESH, True)
     return RedirectResponse(f"/admin?refresh={'started' if started else 'busy'}", status_code=303)

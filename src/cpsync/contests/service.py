@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cpsync.cache import Cache
 from cpsync.clock import Clock
 from cpsync.contests.merge import ChangeKind, MergePlan, plan_merge
 from cpsync.contests.models import Contest, PlatformHealth
@@ -164,3 +165,12 @@ async def platform_health(
         minutes=max(settings.staleness_minutes, 2 * settings.refresh_interval_minutes)
     )
     return health_views(rows, list(PLATFORMS), now, stale_after)
+
+
+# Set by the refresh task while it runs, in the shared cache, so every process sees it.
+RUNNING_FLAG = "running:contests.refresh"
+
+
+async def refresh_running(cache: Cache) -> bool:
+    """Whether a contest refresh is going on now, in any process."""
+    return await cache.get(RUNNING_FLAG) is not None

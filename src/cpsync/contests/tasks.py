@@ -14,7 +14,7 @@ from datetime import timedelta
 from taskiq import AsyncBroker
 
 from cpsync.contests.recorded import recorded_refresh
-from cpsync.contests.service import ContestService, RefreshReport
+from cpsync.contests.service import RUNNING_FLAG, ContestService, RefreshReport
 from cpsync.cron import ScheduledJob
 from cpsync.locks import run_coalesced
 from cpsync.queue import LazyBroker
@@ -23,7 +23,6 @@ from cpsync.settings import Settings
 
 REFRESH = "contests.refresh"
 CHANGED = "calendars.fan_out"  # the calendar domain's task, kicked by name
-RUNNING_FLAG = "running:contests.refresh"
 LOCK_SECONDS = 300.0
 
 
@@ -51,10 +50,6 @@ async def refresh(resources: Resources, manual: bool = False) -> int:
         await resources.broker.kick(CHANGED, changed_keys(reports))
 
     return await run_coalesced(resources.locks, resources.cache, REFRESH, work, ttl)
-
-
-async def refresh_running(resources: Resources) -> bool:
-    return await resources.cache.get(RUNNING_FLAG) is not None
 
 
 def changed_keys(reports: list[RefreshReport]) -> list[tuple[str, str]]:
