@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -181,7 +183,18 @@ async def test_fresh_install_tells_the_operator_on_the_sign_in_page(app: FastAPI
     assert "cpsync users create --admin" not in (await client.get("/signin")).text
 
 
-def test_serve_prints_the_bootstrap_hint(
+async def test_the_app_starting_without_accounts_logs_the_bootstrap_hint(
+    database, web_settings: Settings, clock: MutableClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The app's lifespan opens the database (once per process) and says it there.
+    app = create_app(web_settings, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="cpsync.app"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert "cpsync users create --admin" in caplog.text
+
+
+def test_serve_passes_the_limits_to_uvicorn(
     database, web_settings: Settings, clock: MutableClock, monkeypatch
 ) -> None:
     import uvicorn
@@ -190,7 +203,6 @@ def test_serve_prints_the_bootstrap_hint(
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
     result = invoke(web_settings, clock, "serve", "--port", "8123")
     assert result.exit_code == 0, result.output
-    assert "cpsync users create --admin" in result.output
     [options] = calls
     assert options["port"] == 8123
     assert options["host"] == "127.0.0.1"

@@ -350,7 +350,7 @@ async def test_cron_route_checks_the_secret(settings: Settings, database, sim) -
             assert wrong.status_code == 401
             right = await http.post("/cron/sync", headers={"X-Cron-Secret": "s3cret-value"})
             assert right.status_code == 202
-        await application.state.students.wait_idle()
+        await application.state.resources.broker.wait_idle()
         from sqlalchemy import select
 
         from cpsync.students.models import StudentSyncRun

@@ -233,11 +233,10 @@ async def sync_now(
 
 
 async def _request_sync(session: AsyncSession, web: CalendarWeb, user_id: int) -> str:
-    # The request's own session (one connection per request), committed before the kick
-    # so the run that picks the task up finds the request.
+    # The request's own session (one connection per request); the task is kicked after
+    # its commit, so the run that picks it up finds the request.
     request = web.service.add_sync_request(session, user_id)
-    await session.commit()
-    await web.queue_sync(user_id, check_remote=True)
+    web.queue_sync(user_id, check_remote=True)
     return request.id
 
 
@@ -261,7 +260,7 @@ async def connect_caldav(
             "values": {"url": url, "username": username},
         }
         return render(request, "calendars/index.html", page, status_code=422)
-    await web.queue_sync(user.id)
+    web.queue_sync(user.id)
     return RedirectResponse(PAGE, status_code=303)
 
 
@@ -306,7 +305,7 @@ async def google_callback(
     else:
         name = context.settings.calendar_name
         await web.service.connect_google(user.id, refresh_token, dedicated_name=name)
-    await web.queue_sync(user.id)
+    web.queue_sync(user.id)
     return RedirectResponse(PAGE, status_code=303)
 
 

@@ -272,8 +272,8 @@ class CalendarService:
     # -- "sync now" requests -------------------------------------------------------
 
     def add_sync_request(self, session: AsyncSession, user_id: int) -> SyncRequest:
-        """Record a "sync now" in the caller's session; the caller commits, then enqueues
-        `calendars.sync_user` (a run claims every queued request of the user)."""
+        """Record a "sync now" in the caller's session; the caller enqueues
+        `calendars.sync_user` for after its commit (a run claims every queued request)."""
         request = SyncRequest(
             id=secrets.token_hex(16),
             user_id=user_id,

@@ -20,7 +20,7 @@ class CalendarWeb:
     service: CalendarService
     jobs: JobQueue
 
-    async def queue_sync(self, user_id: int, *, check_remote: bool = False) -> None:
+    def queue_sync(self, user_id: int, *, check_remote: bool = False) -> None:
         """`calendars.sync_user`, kicked once the request committed."""
         self.jobs.enqueue(SYNC_USER, user_id, check_remote)
 

@@ -50,17 +50,12 @@ async def list_students(
 
 @router.post("", response_model=StudentOut, status_code=201, summary="Add a student")
 async def create_student(
-    body: StudentInput,
-    coach: CoachUser,
-    service: StudentServiceDep,
-    session: SessionDep,
-    runtime: RuntimeDep,
+    body: StudentInput, coach: CoachUser, service: StudentServiceDep, runtime: RuntimeDep
 ) -> StudentOut:
     try:
         saved = await service.add(coach, body)
     except StudentFormError as error:
         raise as_validation_error(error) from error
-    await session.commit()
     await runtime.start_sync(coach_id=coach.id, student_ids=[saved.student.id], trigger="added")
     return StudentOut.of(saved.student)
 

@@ -167,11 +167,7 @@ async def new_student(request: Request, coach: CoachUser, service: StudentServic
 
 @router.post("/new")
 async def add_student(
-    request: Request,
-    coach: CoachUser,
-    service: StudentServiceDep,
-    session: SessionDep,
-    runtime: RuntimeDep,
+    request: Request, coach: CoachUser, service: StudentServiceDep, runtime: RuntimeDep
 ) -> Response:
     parsed, errors, values = _input_from(await request.form())
     if parsed is not None:
@@ -180,7 +176,6 @@ async def add_student(
         except StudentFormError as error:
             errors = error.errors
         else:
-            await session.commit()
             await runtime.start_sync(
                 coach_id=saved.student.coach_id, student_ids=[saved.student.id], trigger="added"
             )
