@@ -87,8 +87,9 @@ class LazyBroker:
     async def wait_idle(self) -> None:
         """Wait until the in-process tasks, and those they kicked, are done (tests)."""
         if isinstance(self.broker, InMemoryBroker):
-            while self.broker._running_tasks:
-                await self.broker.wait_all()
+            # Finished tasks leave the set in a done-callback, so look at what still runs.
+            while running := [task for task in self.broker._running_tasks if not task.done()]:
+                await asyncio.gather(*running, return_exceptions=True)
 
 
 class JobQueue:
