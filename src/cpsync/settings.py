@@ -75,8 +75,14 @@ class Settings(BaseSettings):
     rate_limit_window_seconds: int = Field(default=60, gt=0)
     rate_limit_requests: int = Field(default=300, gt=0)
     rate_limit_auth_requests: int = Field(default=10, gt=0)
+    # Requests in flight; idle connections do not count (cpsync.web.server).
     server_limit_concurrency: int = Field(default=200, gt=0)
     server_keep_alive_seconds: int = Field(default=5, gt=0)
+    # A connection's request headers must arrive within this, from connecting or from the
+    # end of its previous response.
+    server_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Open connections per peer address; trusted proxies are exempt.
+    server_max_connections_per_client: int = Field(default=64, gt=0)
     # Who may create an account until an admin chooses on /admin: open, invite or closed.
     signup_mode: str = Field(default="open", pattern="^(open|invite|closed)$")
 
