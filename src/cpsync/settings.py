@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     code360_base_url: str = "https://www.naukri.com"
 
     http_timeout_seconds: float = Field(default=20.0, gt=0)
+    # The whole of one call (connect, every read, retries): a site trickling bytes never
+    # trips the per-read timeout above.
+    http_deadline_seconds: float = Field(default=30.0, gt=0)
     http_max_retries: int = Field(default=3, ge=0, le=10)
     http_backoff_seconds: float = Field(default=1.0, ge=0)
     http_max_retry_after_seconds: float = Field(default=60.0, ge=0)
@@ -51,6 +54,8 @@ class Settings(BaseSettings):
     cancel_grace_minutes: int = Field(default=180, ge=0)
     retention_days: int = Field(default=90, ge=1)
     staleness_minutes: int = Field(default=60, ge=0)
+    # More upcoming contests than this in one platform's answer is a broken answer, not news.
+    max_contests_per_platform: int = Field(default=2000, ge=1)
     calendar_name: str = "Programming contests (cpsync)"
 
     # Task queue (see cpsync.queue). Deployments sharing a broker use different names.
