@@ -165,3 +165,20 @@ async def test_single_contest_download(app: FastAPI, client: WebClient) -> None:
     home = await client.get("/")
     assert "/contests/codeforces/1900.ics" in home.text
     assert "calendar.google.com/calendar/render?action=TEMPLATE" in home.text
+
+
+async def test_a_hostile_title_filter_cannot_freeze_the_feed(
+    app: FastAPI, client: WebClient
+) -> None:
+    """Issue 14 item 1: this pattern, saved through the API, pinned the server's CPU for
+    hours on one 50-character title under Python's backtracking engine."""
+    soon = RECORDED_AT + timedelta(days=1)
+    await add_contest(app, "1", soon, name="a" * 49 + "!")
+    await add_contest(app, "2", soon, name="Round x=y")
+    path = await _feed_path(app, client, exclude_pattern=".*" * 10 + "=")
+    async with make_client(app) as anonymous:
+        answer = await anonymous.get(path)
+    assert answer.status_code == 200
+    assert set(events(answer.content)) == {"codeforces-1@cpsync"}
+    page = await client.get("/calendar")
+    assert page.status_code == 200
