@@ -68,7 +68,11 @@ class ContestService:
 
         async def one(name: str) -> RefreshReport:
             outcome = await fetch_platform(
-                self._http, PLATFORMS[name], self._settings.base_url(name), now
+                self._http,
+                PLATFORMS[name],
+                self._settings.base_url(name),
+                now,
+                max_contests=self._settings.max_contests_per_platform,
             )
             report = await self._store(outcome)
             if on_report is not None:

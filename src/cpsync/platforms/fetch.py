@@ -32,8 +32,14 @@ class FetchOutcome:
 
 
 async def fetch_platform(
-    http: HttpClient, platform: Platform, base_url: str, fetched_at: datetime
+    http: HttpClient,
+    platform: Platform,
+    base_url: str,
+    fetched_at: datetime,
+    *,
+    max_contests: int,
 ) -> FetchOutcome:
+    """`max_contests`: an answer with more upcoming contests than this is a failed fetch."""
     outcome = FetchOutcome(platform.name, fetched_at)
     request = platform.request(base_url)
     try:
@@ -53,6 +59,14 @@ async def fetch_platform(
         # Every item failed to parse: the site changed its schema, not its contests.
         outcome.error = (
             f"{platform.name}: all {len(result.skipped)} items malformed ({result.skipped[0]})"
+        )
+        return outcome
+    if len(result.contests) > max_contests:
+        # Real platforms list tens of upcoming contests; tens of thousands would swamp
+        # every page and feed that shows them, so the answer is refused whole.
+        outcome.error = (
+            f"{platform.name}: the response listed {len(result.contests)} upcoming contests, "
+            f"over the limit of {max_contests} (CPSYNC_MAX_CONTESTS_PER_PLATFORM); none stored"
         )
         return outcome
     outcome.contests = _unique_by_key(result.contests, outcome.skipped)
