@@ -9,14 +9,24 @@ A platform module exposes a module-level object satisfying `Platform`:
   contests that have not ended at `fetched_at`. A malformed item is skipped and
   counted; a payload that cannot be understood at all raises `ParseError` naming the
   platform. Nothing else may escape.
+
+Every contest is checked here, once, for every platform: its key must be made of URI
+unreserved characters (RFC 3986 section 2.3) and its URL must be an absolute http(s) URL
+of URI characters. Anything else (a CR/LF in a slug, a space, a `javascript:` link) makes
+the item malformed, because keys and URLs end up in iCalendar lines, file names and
+request paths, where one bad value used to break every feed. Names are display text: a
+control character in one is replaced by a space rather than losing the contest.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
@@ -39,6 +49,16 @@ class ParseError(PermanentError):
         super().__init__(f"{platform}: {reason}")
         self.platform = platform
 
+
+# Every key the platforms have ever sent fits (numeric ids and slugs); the cap stays
+# under the 255 characters the contests table holds.
+_SAFE_KEY = re.compile(r"[A-Za-z0-9._~-]{1,200}")
+# The characters RFC 3986 allows in a URI: no whitespace, control characters, quotes,
+# angle brackets or non-ASCII.
+_URI_CHARACTERS = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+")
+_WEB_SCHEMES = frozenset({"http", "https"})
+# Control characters, and lone surrogates (which JSON can carry but UTF-8 cannot).
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cs"})
 
 EnvelopeT = TypeVar("EnvelopeT", bound=BaseModel)
 
@@ -71,6 +91,8 @@ class ParsedContest:
     duration_seconds: int
 
     def __post_init__(self) -> None:
+        check_key(self.key)
+        check_url(self.url)
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError("contest times must be timezone-aware")
         if self.end < self.start:
@@ -116,10 +138,11 @@ def make_contest(
     """Build a contest from loosely typed fields, normalising to UTC.
 
     Raises ValueError (which the shared item loop counts as a skip) when a mandatory
-    field is empty or the times make no sense.
+    field is empty, the key or URL is unsafe (see the module docstring) or the times make
+    no sense. Control characters in the name become spaces.
     """
     key_text = str(key).strip() if key is not None else ""
-    name_text = " ".join(str(name).split()) if name is not None else ""
+    name_text = display_text(str(name)) if name is not None else ""
     if not key_text:
         raise ValueError("missing key")
     if not name_text:
@@ -133,6 +156,29 @@ def make_contest(
     if duration < 0:
         raise ValueError("negative duration")
     return ParsedContest(platform, key_text, name_text, url, start_utc, end_utc, duration)
+
+
+def check_key(key: str) -> None:
+    """Raise ValueError unless `key` is a safe contest key (see the module docstring)."""
+    if not _SAFE_KEY.fullmatch(key):
+        raise ValueError(f"unsafe key {key[:60]!r}")
+
+
+def check_url(url: str) -> None:
+    """Raise ValueError unless `url` is an absolute http(s) URL of URI characters."""
+    if not _URI_CHARACTERS.fullmatch(url):
+        raise ValueError(f"unsafe url {url[:100]!r}")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in _WEB_SCHEMES or not parts.hostname:
+        raise ValueError(f"not an absolute http(s) url {url[:100]!r}")
+
+
+def display_text(text: str) -> str:
+    """`text` on one line: control characters become spaces, runs of spaces one."""
+    printable = "".join(
+        " " if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES else char for char in text
+    )
+    return " ".join(printable.split())
 
 
 def collect(
