@@ -31,6 +31,7 @@ from cpsync.locks import Locks, open_locks
 from cpsync.notify.email import Mailer, mailer_from_url
 from cpsync.outbound import Resolver, guarded_transport, system_resolver
 from cpsync.queue import LazyBroker, make_broker
+from cpsync.redaction import install_log_redaction
 from cpsync.settings import Settings
 from cpsync.students.throttle import RedisThrottle, Throttle, ThrottleRate, throttle_from_url
 
@@ -64,7 +65,9 @@ async def open_resources(
     """Open every resource once and close them all, in reverse, however the body ends.
 
     `broker` is one taskiq's worker already runs (and shuts down itself); otherwise the
-    broker of `CPSYNC_BROKER_URL`, connected on first use."""
+    broker of `CPSYNC_BROKER_URL`, connected on first use. Log records are masked from
+    here on (`cpsync.redaction`)."""
+    install_log_redaction()
     keyring = load_keyring(settings)
     async with AsyncExitStack() as stack:
         db = await open_database(settings, migrate=migrate)
