@@ -4,10 +4,15 @@
 - `redis://...`: Redis streams; a message is acknowledged only after its task ran, and a
   message left unacknowledged by a dead worker is claimed by another after
   `queue_redeliver_seconds`. A running task keeps its claim alive however long it runs.
+  A delayed retry waits in a sorted set (scored by Redis's own clock) until it is due,
+  then moves onto the stream: it survives the worker that scheduled it.
 - `amqp://...`: RabbitMQ; unacknowledged messages return to the queue when a worker's
   connection drops. A message delivered again while it still runs (RabbitMQ's consumer
   timeout) waits for that run instead of running beside it. Delayed retries go through
   a named delay queue (without one, taskiq-aio-pika silently drops them; see stack.md).
+
+Every broker honours the `delay` label SmartRetryMiddleware puts on a retry (taskiq's
+own Redis and in-memory brokers would run it at once).
 
 Tasks are kicked by name (`kick(broker, "calendars.sync_user", 42)`), so a process can
 enqueue onto any broker without importing the task functions bound to another. Every
@@ -19,13 +24,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncGenerator
+import uuid
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from aiormq.exceptions import AMQPError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from taskiq import AckableMessage, AsyncBroker, InMemoryBroker, SmartRetryMiddleware
+from taskiq import (
+    AckableMessage,
+    AsyncBroker,
+    BrokerMessage,
+    InMemoryBroker,
+    SmartRetryMiddleware,
+)
 from taskiq.kicker import AsyncKicker
 from taskiq.utils import maybe_awaitable
 from taskiq_aio_pika import AioPikaBroker
@@ -129,7 +141,7 @@ def make_broker(settings: Settings) -> AsyncBroker:
     url = settings.broker_url
     broker: AsyncBroker
     if url.startswith("memory://"):
-        broker = InMemoryBroker(await_inplace=False)
+        broker = _DelayingMemoryBroker(await_inplace=False)
     elif url.startswith(("redis://", "rediss://")):
         broker = _redis_broker(url, settings)
     elif url.startswith(("amqp://", "amqps://")):
@@ -149,6 +161,56 @@ def make_broker(settings: Settings) -> AsyncBroker:
             max_delay_exponent=300,
         )
     )
+
+
+def delay_of(labels: Mapping[str, Any]) -> float:
+    """The seconds a message asks to wait before it runs (SmartRetryMiddleware's label)."""
+    try:
+        return max(0.0, float(labels.get("delay") or 0.0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+class _DelayingMemoryBroker(InMemoryBroker):
+    """In-process tasks; a delayed retry waits its delay before it runs.
+
+    The wait is one of the broker's running tasks, so shutdown and `wait_idle` see it."""
+
+    async def kick(self, message: BrokerMessage) -> None:
+        delay = delay_of(message.labels)
+        if not delay:
+            await super().kick(message)
+            return
+        waiting = asyncio.create_task(self._kick_later(message, delay))
+        self._running_tasks.add(waiting)
+        waiting.add_done_callback(self._running_tasks.discard)
+
+    async def _kick_later(self, message: BrokerMessage, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await super().kick(message)
+
+
+# Both scripts read the time from Redis, so workers with skewed clocks agree on what is due.
+# A member is a random 32-character tag followed by the message, so equal messages stay apart.
+_DELAY = """
+local now = redis.call('TIME')
+local due = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[1])
+redis.call('ZADD', KEYS[1], due, ARGV[2])
+return due
+"""
+
+# Moves what is due onto the stream; one script, so two workers never move the same one.
+_RELEASE_DUE = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, member in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'data', string.sub(member, 33))
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due
+"""
+_RELEASE_BATCH = 100
 
 
 # Claims a pending message again for the consumer that holds it, which resets its idle
@@ -173,11 +235,25 @@ class _ReclaimingStreamBroker(RedisStreamBroker):
     taskiq-redis runs XAUTOCLAIM only after a read that returned new messages, so the task
     of a worker killed mid-run would wait for unrelated traffic before anyone retried it:
     here every read is followed by a claim.
+
+    A message with a `delay` label waits in the sorted set `<stream>:delayed` until it is
+    due; every read is preceded by moving what is due onto the stream, so a retry runs at
+    most a read's block time (a second) after its delay.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._claims_kept: set[asyncio.Task[None]] = set()
+        self.delayed_name = f"{self.queue_name}:delayed"
+
+    async def kick(self, message: BrokerMessage) -> None:
+        delay = delay_of(message.labels)
+        if not delay:
+            await super().kick(message)
+            return
+        member = uuid.uuid4().hex.encode() + message.message
+        async with Redis(connection_pool=self.connection_pool) as connection:
+            await connection.eval(_DELAY, 1, self.delayed_name, int(delay * 1000), member)
 
     async def shutdown(self) -> None:
         for keeper in list(self._claims_kept):
@@ -187,6 +263,9 @@ class _ReclaimingStreamBroker(RedisStreamBroker):
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         async with Redis(connection_pool=self.connection_pool) as connection:
             while True:
+                await connection.eval(
+                    _RELEASE_DUE, 2, self.delayed_name, self.queue_name, _RELEASE_BATCH
+                )
                 fetched: Any = await connection.xreadgroup(
                     self.consumer_group_name,
                     self.consumer_name,
