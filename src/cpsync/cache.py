@@ -37,6 +37,14 @@ class Cache(Protocol):
         """Add one; a new counter expires `ttl_seconds` after its first increment."""
         ...
 
+    async def set_field(self, key: str, field: str, value: bytes, ttl_seconds: float) -> None:
+        """Set one field of the map `key`; the map expires `ttl_seconds` after its last write."""
+        ...
+
+    async def fields(self, key: str) -> dict[str, bytes]: ...
+
+    async def delete_field(self, key: str, field: str) -> None: ...
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -48,6 +56,7 @@ class MemoryCache:
         self._max_keys = max_keys
         self._values: dict[str, tuple[bytes, float]] = {}
         self._counters: dict[str, tuple[int, float]] = {}
+        self._maps: dict[str, tuple[dict[str, bytes], float]] = {}
 
     async def get(self, key: str) -> bytes | None:
         entry = self._values.get(key)
@@ -78,12 +87,31 @@ class MemoryCache:
         self._counters[key] = (count + 1, expires_at)
         return count + 1
 
+    async def set_field(self, key: str, field: str, value: bytes, ttl_seconds: float) -> None:
+        self._evict_if_full(self._maps)
+        entries = await self.fields(key)
+        entries[field] = value
+        self._maps[key] = (entries, self._monotonic() + ttl_seconds)
+
+    async def fields(self, key: str) -> dict[str, bytes]:
+        entry = self._maps.get(key)
+        if entry is None or entry[1] <= self._monotonic():
+            self._maps.pop(key, None)
+            return {}
+        return dict(entry[0])
+
+    async def delete_field(self, key: str, field: str) -> None:
+        entry = self._maps.get(key)
+        if entry is not None:
+            entry[0].pop(field, None)
+
     async def ping(self) -> None:
         return None
 
     async def close(self) -> None:
         self._values.clear()
         self._counters.clear()
+        self._maps.clear()
 
     def _evict_if_full(self, store: dict[str, Any]) -> None:
         if len(store) < self._max_keys:
@@ -123,6 +151,20 @@ class RedisCache:
             pipe.pexpire(name, _millis(ttl_seconds), nx=True)
             results = await self._call(pipe.execute())
         return int(results[0])
+
+    async def set_field(self, key: str, field: str, value: bytes, ttl_seconds: float) -> None:
+        name = self._prefix + key
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hset(name, field, value)
+            pipe.pexpire(name, _millis(ttl_seconds))
+            await self._call(pipe.execute())
+
+    async def fields(self, key: str) -> dict[str, bytes]:
+        entries: dict[bytes, bytes] = await self._call(self._client.hgetall(self._prefix + key))
+        return {name.decode(): value for name, value in entries.items()}
+
+    async def delete_field(self, key: str, field: str) -> None:
+        await self._call(self._client.hdel(self._prefix + key, field))
 
     async def ping(self) -> None:
         await self._call(self._client.ping())
