@@ -63,6 +63,16 @@ class Settings(BaseSettings):
     queue_max_retries: int = Field(default=5, ge=0, le=50)
     queue_retry_delay_seconds: float = Field(default=5.0, ge=0)
     queue_redeliver_seconds: float = Field(default=60.0, gt=0)
+    # Background processes (cpsync.scheduler, cpsync.heartbeats). A dependency outage
+    # (Redis, the database, the broker) makes the scheduler retry, backing off from one tick
+    # up to `scheduler_backoff_max_seconds`; a step of a tick slower than its timeout counts
+    # as an outage (a stalled Redis would otherwise hold the loop forever).
+    scheduler_tick_seconds: float = Field(default=5.0, gt=0)
+    scheduler_backoff_max_seconds: float = Field(default=30.0, gt=0)
+    scheduler_step_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Workers and schedulers say they are alive this often; three missed beats and /readyz
+    # reports their kind missing.
+    heartbeat_seconds: float = Field(default=15.0, gt=0)
     timezone: str = ""
 
     # Web app (`cpsync serve`).
