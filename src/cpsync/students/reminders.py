@@ -5,6 +5,13 @@ unique key is (student, streak start, slot). Two overlapping syncs that both dec
 remind insert the same key; the database lets one through and the other sees an
 IntegrityError and stops. Only the claim's owner sends.
 
+A claim is a lease: `claimed_at` is when its holder took it. Each reminder is claimed
+and sent before the next is claimed, so a sender killed mid-run strands at most the one
+it was sending; that claim stays `pending` and can be taken again only once its lease
+(`claim_lease`, on the injected clock) has run out. Taking a claim renews the lease in
+the same compare-and-set that counts the attempt, so no second run takes it meanwhile;
+a sent reminder is marked `sent` with its attempt in one transaction and never taken again.
+
 Every delivery attempt is logged in `student_reminder_attempts`. A failed delivery
 leaves its claim `failed`; later runs retry it (up to `max_attempts`) and only a
 delivered reminder counts in `students.reminders_sent`.
@@ -31,13 +38,14 @@ from cpsync.students.repository import StudentRepository
 
 log = logging.getLogger(__name__)
 
-# A claim still `pending` this long after it was made belongs to a crashed sender.
-STALE_CLAIM = timedelta(minutes=15)
-
 
 @dataclass(frozen=True, slots=True)
 class ReminderConfig:
     max_attempts: int = 5
+    # A claim still `pending` this long after it was taken belongs to a crashed sender.
+    # Far longer than one SMTP delivery may take (the mailer's timeouts), so a live
+    # sender never loses its claim mid-send.
+    claim_lease: timedelta = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +82,8 @@ class ReminderService:
 
     async def remind(self, student_ids: Sequence[int]) -> ReminderCounts:
         """Check these students, send what is due, retry earlier failures."""
-        claims: list[int] = []
+        handled: list[int] = []
+        delivered: list[bool] = []
         claimed_elsewhere = 0
         for student_id in student_ids:
             try:
@@ -84,9 +93,11 @@ class ReminderService:
                 claimed_elsewhere += 1
                 continue
             if claim is not None:
-                claims.append(claim)
-        claims.extend(await self._retriable(student_ids, exclude=claims))
-        delivered = [await self._deliver(reminder_id) for reminder_id in claims]
+                handled.append(claim)
+                delivered.append(await self._deliver(claim))
+        for reminder_id, attempts in await self._retriable(student_ids, exclude=handled):
+            if await self._take(reminder_id, attempts):
+                delivered.append(await self._deliver(reminder_id))
         return ReminderCounts(
             sent=delivered.count(True),
             failed=delivered.count(False),
@@ -136,25 +147,30 @@ class ReminderService:
             )
             return await repository.claim_reminder(reminder)
 
-    async def _retriable(self, student_ids: Sequence[int], exclude: Sequence[int]) -> list[int]:
-        """Earlier failures (and claims whose sender died), each taken by one run only."""
-        stale_before = self._clock() - STALE_CLAIM
+    async def _retriable(
+        self, student_ids: Sequence[int], exclude: Sequence[int]
+    ) -> list[tuple[int, int]]:
+        """Earlier failures and claims whose lease ran out (their sender died), with the
+        attempt count seen; `_take` decides which run gets each."""
+        lease_start_before = self._clock() - self._config.claim_lease
         async with self._db.session() as session:
             unsent = await StudentRepository(session).unsent_reminders(
                 student_ids, self._config.max_attempts
             )
-        candidates = [
+        return [
             (row.id, row.attempts)
             for row in unsent
             if row.id not in exclude
-            and (row.state == "failed" or row.claimed_at.astimezone(UTC) < stale_before)
+            and (row.state == "failed" or row.claimed_at.astimezone(UTC) < lease_start_before)
         ]
-        return [rid for rid, attempts in candidates if await self._take(rid, attempts)]
 
     async def _take(self, reminder_id: int, seen_attempts: int) -> bool:
-        """Compare-and-set on the attempt count: of two runs retrying it, one wins."""
+        """Claim it with a fresh lease; False when another run took it first."""
+        now = self._clock()
         async with self._db.session() as session, session.begin():
-            return await StudentRepository(session).take_reminder(reminder_id, seen_attempts)
+            return await StudentRepository(session).take_reminder(
+                reminder_id, seen_attempts, now, now - self._config.claim_lease
+            )
 
     async def _deliver(self, reminder_id: int) -> bool:
         async with self._db.session() as session:

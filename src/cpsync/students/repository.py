@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, delete, func, insert, or_, select, update
+from sqlalchemy import Select, Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -319,15 +319,29 @@ class StudentRepository:
         )
         return [UnsentReminder(*row) for row in rows.all()]
 
-    async def take_reminder(self, reminder_id: int, seen_attempts: int) -> bool:
-        """Compare-and-set on the attempt count: of two runs retrying it, one wins."""
+    async def take_reminder(
+        self, reminder_id: int, seen_attempts: int, now: datetime, lease_start_before: datetime
+    ) -> bool:
+        """Claim a failed reminder, or one whose sender's lease (begun before
+        `lease_start_before`) ran out, with a new lease from `now`.
+
+        Compare-and-set on the attempt count and the lease in one statement: of two runs
+        retrying it, one wins, and the winner's fresh lease keeps every later run off it
+        until the lease runs out in turn."""
         result = await self._session.execute(
             update(StudentReminder)
             .where(
                 StudentReminder.id == reminder_id,
                 StudentReminder.attempts == seen_attempts,
+                or_(
+                    StudentReminder.state == "failed",
+                    and_(
+                        StudentReminder.state == "pending",
+                        StudentReminder.claimed_at < lease_start_before,
+                    ),
+                ),
             )
-            .values(attempts=StudentReminder.attempts + 1, state="pending")
+            .values(attempts=StudentReminder.attempts + 1, state="pending", claimed_at=now)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 
@@ -361,9 +375,14 @@ class StudentRepository:
                 error=error,
             )
         )
-        reminder.state = "sent" if sent else "failed"
+        # In SQL, in this one transaction with the attempt: a reminder once sent stays
+        # sent, whatever a slower sender of the same claim reports afterwards.
+        marked = update(StudentReminder).where(
+            StudentReminder.id == reminder.id, StudentReminder.state != "sent"
+        )
+        values = {"state": "sent", "sent_at": at} if sent else {"state": "failed"}
+        await self._session.execute(marked.values(**values))
         if sent:
-            reminder.sent_at = at
             # Counted in SQL, so two workers never lose an increment.
             await self._session.execute(
                 update(Student)
