@@ -7,36 +7,34 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from cpsync.accounts import passwords
 from cpsync.accounts.models import Role, User
 from cpsync.jobs import Job
 from cpsync.scheduler import process_scheduler
 from cpsync.settings import Settings
 from cpsync.students.models import StudentSettings, StudentSyncRun
 from tests.recordings import MutableClock
-from tests.web.conftest import WebClient, create_user, csrf_of, make_client, sign_in
+from tests.web.conftest import (
+    WebClient,
+    cheap_argon2,
+    csrf_of,
+    make_client,
+    sign_in,
+    signed_in,
+)
 
 from .simulated_codeforces import IdSource, SimulatedCodeforces, catalogue, generate_user, unix
-from .web_support import student_app
+from .web_support import database_url, student_app
+
+__all__ = ["cheap_argon2", "database_url"]  # fixtures, applied here too
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # 17:30 in Asia/Kolkata
 NEVER = "0 3 30 2 *"
-
-
-@pytest.fixture(autouse=True)
-def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
-    hasher = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
-    monkeypatch.setattr(passwords, "_HASHER", hasher)
-    monkeypatch.setattr(passwords, "_DUMMY_HASH", hasher.hash("no-such-user"))
 
 
 @pytest.fixture
@@ -53,11 +51,6 @@ def sim() -> SimulatedCodeforces:
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'cpsync.db'}"
-
-
-@pytest.fixture
 def clock() -> MutableClock:
     return MutableClock(NOW)
 
@@ -68,14 +61,6 @@ async def app(
 ) -> AsyncIterator[FastAPI]:
     async with student_app(settings, sim, clock) as application:
         yield application
-
-
-@asynccontextmanager
-async def signed_in(app: FastAPI, email: str, role: Role = Role.COACH) -> AsyncIterator[WebClient]:
-    await create_user(app, email, role)
-    async with make_client(app) as http:
-        await sign_in(http, email)
-        yield http
 
 
 async def post_settings(http: WebClient, **fields: str) -> object:

@@ -6,20 +6,23 @@ import csv
 import io
 import random
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi import FastAPI
 
-from cpsync.accounts import passwords
 from cpsync.accounts.models import Role
 from cpsync.settings import Settings
 from tests.recordings import MutableClock
-from tests.web.conftest import WebClient, create_user, csrf_of, make_client, sign_in
+from tests.web.conftest import (
+    WebClient,
+    cheap_argon2,
+    create_user,
+    csrf_of,
+    make_client,
+    signed_in,
+)
 
 from .simulated_codeforces import (
     IdSource,
@@ -31,16 +34,11 @@ from .simulated_codeforces import (
     submission_json,
     unix,
 )
-from .web_support import student_app
+from .web_support import database_url, student_app
+
+__all__ = ["cheap_argon2", "database_url"]  # fixtures, applied here too
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
-    hasher = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
-    monkeypatch.setattr(passwords, "_HASHER", hasher)
-    monkeypatch.setattr(passwords, "_DUMMY_HASH", hasher.hash("no-such-user"))
 
 
 @pytest.fixture
@@ -57,25 +55,9 @@ def sim() -> SimulatedCodeforces:
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """The web paths on SQLite only; the sync tests cover PostgreSQL too."""
-    return f"sqlite+aiosqlite:///{tmp_path / 'cpsync.db'}"
-
-
-@pytest.fixture
 async def app(settings: Settings, database, sim) -> AsyncIterator[FastAPI]:
     async with student_app(settings, sim, MutableClock(NOW)) as application:
         yield application
-
-
-@asynccontextmanager
-async def coach_client(
-    app: FastAPI, email: str, role: Role = Role.COACH
-) -> AsyncIterator[WebClient]:
-    await create_user(app, email, role)
-    async with make_client(app) as http:
-        await sign_in(http, email)
-        yield http
 
 
 async def add(http: WebClient, **fields: str) -> object:
@@ -85,7 +67,7 @@ async def add(http: WebClient, **fields: str) -> object:
 
 
 async def test_member_cannot_see_students(app) -> None:
-    async with coach_client(app, "member@example.com", Role.MEMBER) as http:
+    async with signed_in(app, "member@example.com", Role.MEMBER) as http:
         assert (await http.get("/students")).status_code == 403
         assert (await http.get("/api/v1/students")).status_code == 403
 
@@ -99,7 +81,7 @@ async def test_anonymous_is_sent_to_sign_in(app) -> None:
 
 
 async def test_add_checks_the_handle_and_syncs_at_once(app, sim) -> None:
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         bad = await add(http, name="Nobody", handle="no_such_handle", email="n@example.com")
         assert bad.status_code == 422
         assert "Codeforces has no user with this handle" in bad.text
@@ -125,16 +107,16 @@ async def test_add_checks_the_handle_and_syncs_at_once(app, sim) -> None:
 
 
 async def test_coaches_see_only_their_students_admin_sees_all(app) -> None:
-    async with coach_client(app, "one@example.com") as one:
+    async with signed_in(app, "one@example.com") as one:
         await add(one, name="A", handle="tourist")
-    async with coach_client(app, "two@example.com") as two:
+    async with signed_in(app, "two@example.com") as two:
         await add(two, name="B", handle="Petr")
         listing = (await two.get("/api/v1/students")).json()
         assert [s["handle"] for s in listing["students"]] == ["Petr"]
         theirs = await one_id(app, "tourist")
         assert (await two.get(f"/students/{theirs}")).status_code == 404
         assert (await two.get(f"/api/v1/students/{theirs}")).status_code == 404
-    async with coach_client(app, "admin@example.com", Role.ADMIN) as admin:
+    async with signed_in(app, "admin@example.com", Role.ADMIN) as admin:
         listing = (await admin.get("/api/v1/students")).json()
         assert listing["total"] == 2
 
@@ -151,7 +133,7 @@ async def one_id(app: FastAPI, handle: str) -> int:
 
 
 async def test_table_search_sort_and_pagination(app) -> None:
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         # One real handle is enough to check the table; the other is unknown and reported.
         text = "name,email,phone,handle,group\nStudent 00,s0@example.com,,tourist0,g\n"
         report = await import_file(app, http, text + "Zed,z@example.com,,Petr,b")
@@ -165,7 +147,7 @@ async def test_table_search_sort_and_pagination(app) -> None:
 
 
 async def test_csv_round_trip_with_commas_quotes_unicode_and_bad_rows(app) -> None:
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         text = (
             "name,email,phone,handle,group,timezone,reminders\r\n"
             '"Ödön, ""the"" Great",odon@example.com,+36 1 234,tourist,"Grupa ż",'
@@ -201,14 +183,14 @@ async def test_csv_round_trip_with_commas_quotes_unicode_and_bad_rows(app) -> No
 
 
 async def test_export_neutralises_formulas(app) -> None:
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         await add(http, name="=cmd|' /C calc'!A0", handle="tourist")
         exported = (await http.get("/students.csv")).content.decode("utf-8-sig")
         assert "'=cmd" in exported
 
 
 async def test_edit_delete_and_toggle(app) -> None:
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         await add(http, name="Gennady", handle="tourist", email="g@example.com")
         student_id = await one_id(app, "tourist")
         csrf = csrf_of(await http.get("/students"))
@@ -261,7 +243,7 @@ async def test_problem_stats_through_the_api_match_hand_worked_values(app, sim) 
         submission["verdict"] = verdict
         user.submissions.insert(0, submission)
     sim.add(user)
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         await add(http, name="Hand", handle="handmade")
         await app.state.resources.broker.wait_idle()
         student_id = await one_id(app, "handmade")
@@ -289,7 +271,7 @@ async def test_heat_map_days_follow_the_student_zone(app, sim) -> None:
         submission_json(random.Random(2), IdSource(9_000_000), "zoned", sim.problems[0], unix(at))
     )
     sim.add(user)
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         await add(http, name="Tokyo", handle="zoned", timezone="Asia/Tokyo")
         await app.state.resources.broker.wait_idle()
         student_id = await one_id(app, "zoned")
@@ -310,7 +292,7 @@ async def test_heat_map_days_follow_the_student_zone(app, sim) -> None:
 
 
 async def test_settings_picker_stores_a_cron(app) -> None:
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         page = await http.get("/students/settings")
         assert "Every day at 03:00" in page.text
         saved = await http.post(
@@ -366,7 +348,7 @@ async def test_in_process_scheduler_fires_the_stored_cron(app) -> None:
     from cpsync.scheduler import process_scheduler
     from cpsync.students.models import StudentSyncRun
 
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         await add(http, name="Gennady", handle="tourist")
         page = await http.get("/students/settings")
         # NOW is 12:00 UTC = 17:30 in Kolkata: schedule it for then, effective at once.
@@ -390,7 +372,7 @@ async def test_in_process_scheduler_fires_the_stored_cron(app) -> None:
 
 
 async def test_api_form_errors_use_the_validation_shape(app) -> None:
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         csrf = csrf_of(await http.get("/students"))
         answer = await http.post(
             "/api/v1/students",
@@ -417,7 +399,7 @@ def renamed(sim: SimulatedCodeforces) -> SimulatedCodeforces:
 
 
 async def test_an_old_handle_of_a_tracked_student_is_a_form_error(app, renamed) -> None:
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         assert (await add(http, name="Absam", handle="-Absam-")).status_code == 303
         again = await add(http, name="Typed Name", handle="OldAbsam", phone="+91 98765 43210")
         assert again.status_code == 422
@@ -450,7 +432,7 @@ async def test_an_old_handle_of_a_tracked_student_is_a_form_error(app, renamed) 
 
 
 async def test_csv_row_with_an_old_handle_is_reported_and_the_others_import(app, renamed) -> None:
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         await add(http, name="Absam", handle="-Absam-")
         report = await import_file(app, http, "name,handle\r\nOld,OldAbsam\r\nPetr,Petr\r\n")
         assert "Line 2" in report

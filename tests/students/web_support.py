@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import pytest
 from fastapi import FastAPI
 
 from cpsync.app import create_app
@@ -43,3 +45,9 @@ async def student_app(
                 yield app
             finally:
                 await resources.broker.wait_idle()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """The student pages on SQLite only; the sync tests cover PostgreSQL too."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'cpsync.db'}"

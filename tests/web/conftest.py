@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -92,6 +93,24 @@ async def sign_in(http: WebClient, email: str, password: str = PASSWORD) -> http
 
 async def signed_in_csrf(http: WebClient) -> str:
     return csrf_of(await http.get("/"))
+
+
+async def sign_in_new(
+    app: FastAPI, http: WebClient, role: Role = Role.MEMBER, email: str = "ann@example.org"
+) -> str:
+    """Create a user, sign `http` in as them, and return the page's CSRF token."""
+    await create_user(app, email, role)
+    await sign_in(http, email)
+    return await signed_in_csrf(http)
+
+
+@asynccontextmanager
+async def signed_in(app: FastAPI, email: str, role: Role = Role.COACH) -> AsyncIterator[WebClient]:
+    """A new client signed in as a new user."""
+    await create_user(app, email, role)
+    async with make_client(app) as http:
+        await sign_in(http, email)
+        yield http
 
 
 def form(**fields: Any) -> dict[str, Any]:

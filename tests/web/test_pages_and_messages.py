@@ -13,19 +13,13 @@ from cpsync.accounts.models import Role, User
 from cpsync.calendars.models import CalendarLink, SyncRequest, SyncRunRow
 from cpsync.students.models import Student
 from tests.recordings import RECORDED_AT
-from tests.web.conftest import WebClient, create_user, csrf_of, sign_in
+from tests.web.conftest import WebClient, create_user, sign_in, sign_in_new
 
 ISO_TEXT = re.compile(r">[^<]*\d{4}-\d\d-\d\dT\d\d:\d\d[^<]*<")
 
 
-async def signed_in(app: FastAPI, client: WebClient, role: Role = Role.MEMBER) -> str:
-    await create_user(app, "ann@example.org", role)
-    await sign_in(client, "ann@example.org")
-    return csrf_of(await client.get("/"))
-
-
 async def test_sync_now_flashes_once_and_names_no_job(app: FastAPI, client: WebClient) -> None:
-    token = await signed_in(app, client)
+    token = await sign_in_new(app, client)
     answer = await client.post("/calendar/sync/now", data={"csrf_token": token})
     assert answer.status_code == 303
     assert answer.headers["location"] == "/calendar/sync"  # nothing to repeat on reload
@@ -43,7 +37,7 @@ async def test_sync_now_flashes_once_and_names_no_job(app: FastAPI, client: WebC
 
 
 async def test_a_forged_flash_cookie_shows_nothing(app: FastAPI, client: WebClient) -> None:
-    await signed_in(app, client)
+    await sign_in_new(app, client)
     client.cookies.set("cpsync_flash", "Your account is locked: call +1 555 0100")
     page = await client.get("/calendar/sync")
     assert page.status_code == 200
@@ -103,7 +97,7 @@ async def add_student(app: FastAPI, coach_id: int, email: str) -> int:
 async def test_students_table_has_a_sync_now_per_row_and_wraps_emails_at_their_parts(
     app: FastAPI, client: WebClient
 ) -> None:
-    token = await signed_in(app, client, Role.COACH)
+    token = await sign_in_new(app, client, Role.COACH)
     async with app.state.cpsync.db.session() as session:
         coach_id = (await session.scalars(select(User.id))).one()
     student_id = await add_student(app, coach_id, "ada.lovelace@analytical.example.org")

@@ -6,7 +6,7 @@ import pytest
 from fastapi import FastAPI
 
 from cpsync.accounts.models import Role
-from tests.web.conftest import WebClient, create_user, csrf_of, sign_in
+from tests.web.conftest import WebClient, csrf_of, sign_in_new
 
 PYDANTIC_WORDS = ("String should", "Input should", "Field required", "Value error", "above 0.0")
 
@@ -16,14 +16,8 @@ def assert_plain_words(text: str) -> None:
         assert words not in text
 
 
-async def signed_in(app: FastAPI, client: WebClient, role: Role = Role.MEMBER) -> str:
-    await create_user(app, "ann@example.org", role)
-    await sign_in(client, "ann@example.org")
-    return csrf_of(await client.get("/"))
-
-
 async def test_student_form_asks_for_a_name(app: FastAPI, client: WebClient) -> None:
-    token = await signed_in(app, client, Role.COACH)
+    token = await sign_in_new(app, client, Role.COACH)
     page = await client.post(
         "/students/new",
         data={"csrf_token": token, "name": "  ", "handle": "tourist", "email": "not-an-address"},
@@ -35,7 +29,7 @@ async def test_student_form_asks_for_a_name(app: FastAPI, client: WebClient) -> 
 
 
 async def test_preferences_say_which_number_is_wanted(app: FastAPI, client: WebClient) -> None:
-    token = await signed_in(app, client)
+    token = await sign_in_new(app, client)
     page = await client.post(
         "/calendar",
         data={"csrf_token": token, "platforms": "codeforces", "max_duration_hours": "0"},
@@ -62,7 +56,7 @@ async def test_sign_in_asks_for_the_address(client: WebClient) -> None:
 async def test_a_form_missing_a_field_gets_a_page_that_names_it(
     app: FastAPI, client: WebClient
 ) -> None:
-    token = await signed_in(app, client)
+    token = await sign_in_new(app, client)
     page = await client.post("/calendar/sync/caldav", data={"csrf_token": token, "url": "x"})
     assert page.status_code == 422
     assert "Enter the user name." in page.text
