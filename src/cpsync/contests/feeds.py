@@ -8,7 +8,7 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from cpsync.contests.ics import build_calendar
+from cpsync.contests.ics import build_calendar, rendered
 from cpsync.contests.repository import ContestRepository
 from cpsync.errors import CpsyncError
 from cpsync.web.conditional import conditional_response
@@ -33,6 +33,9 @@ async def contest_ics(
     contest = await ContestRepository(session).by_key(platform, key)
     if contest is None:
         raise ContestNotFoundError("No such contest.")
+    if rendered(contest) is None:
+        # An empty calendar would look like a download that worked.
+        raise ContestNotFoundError("This contest's stored details cannot be offered as a calendar.")
     body = build_calendar([contest], name=contest.name)
     response = conditional_response(
         request, body, contest.updated_at, cache_control="public, max-age=600"

@@ -2,10 +2,15 @@
 
 Output is a pure function of the contests: DTSTAMP is when cpsync last changed the
 contest, so an unchanged feed is byte-for-byte the same (and can carry an ETag).
+
+A contest that cannot be written as iCalendar (a CR or LF in its URL, stored before the
+parsers checked URLs) is left out of the calendar and logged once, so one bad row never
+takes a whole feed down.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +20,8 @@ from typing import Protocol
 from icalendar import Alarm, Calendar, Event, vDuration
 
 from cpsync.contests.models import Contest, ContestStatus
+
+log = logging.getLogger(__name__)
 
 PRODID = "-//cpsync//contest calendar//EN"
 REFRESH = timedelta(hours=1)
@@ -57,13 +64,16 @@ def build_calendar(
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
-    calendar.add("x-wr-calname", name)
+    # An X- property is written unescaped: a line break in it (a contest's name, for a
+    # one-contest download) would make an invalid content line.
+    calendar.add("x-wr-calname", " ".join(name.split()))
     calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     # An X- property has no known type: icalendar would write the timedelta as text.
     calendar.add("x-published-ttl", vDuration(REFRESH), encode=False)
     envelope = bytes(calendar.to_ical())
     reminders = tuple(reminder_minutes)
-    events = b"".join(_event_bytes(_EventFacts.of(contest), reminders) for contest in contests)
+    shown = (rendered(contest, reminders) for contest in contests)
+    events = b"".join(event for event in shown if event is not None)
     closing = envelope.rindex(b"END:VCALENDAR")
     return envelope[:closing] + events + envelope[closing:]
 
@@ -99,11 +109,26 @@ class _EventFacts:
         )
 
 
+def rendered(contest: Contest, reminder_minutes: Sequence[int] = ()) -> bytes | None:
+    """The contest's VEVENT as iCalendar text, or None when it cannot be written."""
+    return _event_bytes(_EventFacts.of(contest), tuple(reminder_minutes))
+
+
 # Every feed shows the same few hundred contests with one of a few reminder sets:
 # serialise each once instead of once per feed request (icalendar costs ~1 ms an event).
+# A failure is cached too, so a bad contest is logged once, not on every feed request.
 @lru_cache(maxsize=50_000)
-def _event_bytes(contest: _EventFacts, reminder_minutes: tuple[int, ...]) -> bytes:
-    return bytes(_event(contest, reminder_minutes).to_ical())
+def _event_bytes(contest: _EventFacts, reminder_minutes: tuple[int, ...]) -> bytes | None:
+    try:
+        return bytes(_event(contest, reminder_minutes).to_ical())
+    except ValueError as exc:
+        log.warning(
+            "contests.ics.event_skipped platform=%s key=%r reason=%r",
+            contest.platform,
+            contest.key,
+            str(exc),
+        )
+        return None
 
 
 def _event(contest: _EventFacts, reminder_minutes: Sequence[int]) -> Event:
