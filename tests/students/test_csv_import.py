@@ -19,20 +19,14 @@ from fastapi import FastAPI
 from cpsync.accounts.models import Role
 from cpsync.settings import Settings
 from tests.recordings import MutableClock
-from tests.web.conftest import WebClient, csrf_of
+from tests.web.conftest import WebClient, cheap_argon2, csrf_of, signed_in
 
 from .simulated_codeforces import SimulatedCodeforces, SimUser, unix
 from .support import add_student
-from .test_routes import (  # noqa: F401  (fixtures)
-    add,
-    cheap_argon2,
-    coach_client,
-    database_url,
-    import_file,
-    one_id,
-    upload,
-)
-from .web_support import student_app
+from .test_routes import add, import_file, one_id, upload
+from .web_support import database_url, student_app
+
+__all__ = ["cheap_argon2", "database_url"]  # fixtures, applied here too
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 PACE = timedelta(seconds=2)
@@ -102,7 +96,7 @@ async def test_a_file_of_500_handles_imports_at_codeforces_pace(app, sim, clock)
     ghosts, others = iter(sorted(unknown)), iter(known)
     handles = [next(ghosts) if n % 16 == 0 and n < 480 else next(others) for n in range(500)]
     lines = ["name,handle"] + [f"Student {h},{h}" for h in handles]
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         started = clock()
         report = await import_file(app, http, "\n".join(lines), mode="preview")
         calls = sim.calls["user.info"]
@@ -137,7 +131,7 @@ async def test_the_import_page_shows_progress_while_handles_are_checked(app, sim
     lines = ["name,handle"] + [f"S{n},known_{n:03d}" for n in range(300)]
     lines += ["Ghost,ghost_a", "Ghost,ghost_b", "Ghost,ghost_c"]
     throttle.hold_at = 3
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         answer = await upload(http, "\n".join(lines), mode="import")
         assert answer.status_code == 303
         job_page = answer.headers["location"]
@@ -172,7 +166,7 @@ async def test_running_out_of_time_reports_the_unchecked_rows(
     lines = ["name,handle", "T,tourist", "G1,ghost_1", "G2,ghost_2", "G3,ghost_3", "P,Petr"]
     async with (
         student_app(settings, sim, clock, throttle=Sluggish(clock)) as app,
-        coach_client(app, "coach@example.com") as http,
+        signed_in(app, "coach@example.com") as http,
     ):
         report = await import_file(app, http, "\n".join(lines))
     # 5 handles may take 72 s: two calls (two unknown handles found), then time is up.
@@ -186,7 +180,7 @@ async def test_running_out_of_time_reports_the_unchecked_rows(
 
 async def test_an_import_silent_for_ten_minutes_is_shown_as_stopped(app, throttle, clock) -> None:
     throttle.hold_at = 1
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         answer = await upload(http, "name,handle\nT,tourist\n")
         await throttle.reached.wait()
         assert "Importing" in (await http.get(answer.headers["location"])).text
@@ -228,7 +222,7 @@ async def coach_with_student(app: FastAPI, http: WebClient) -> int:
 
 
 async def test_columns_the_file_lacks_are_left_alone(app) -> None:
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         await coach_with_student(app, http)
         report = await import_file(app, http, "name,email,handle\nG. K.,gk@example.com,tourist\n")
         assert "0 added, 1 updated" in report
@@ -245,7 +239,7 @@ async def test_columns_the_file_lacks_are_left_alone(app) -> None:
 
 
 async def test_preview_shows_each_row_and_writes_nothing_until_import(app) -> None:
-    async with coach_client(app, "coach@example.com") as http:
+    async with signed_in(app, "coach@example.com") as http:
         await coach_with_student(app, http)
         text = (
             "name,handle,phone,timezone\n"
@@ -281,11 +275,11 @@ async def test_preview_shows_each_row_and_writes_nothing_until_import(app) -> No
 
 
 async def test_an_import_belongs_to_the_coach_who_started_it(app) -> None:
-    async with coach_client(app, "one@example.com") as one:
+    async with signed_in(app, "one@example.com") as one:
         answer = await upload(one, "name,handle\nT,tourist\n", mode="preview")
         job_page = answer.headers["location"]
         await app.state.resources.broker.wait_idle()
-    async with coach_client(app, "two@example.com") as two:
+    async with signed_in(app, "two@example.com") as two:
         assert (await two.get(job_page)).status_code == 404
         csrf = csrf_of(await two.get("/students/import"))
         stolen = await two.post(job_page + "/apply", data={"csrf_token": csrf})
@@ -297,7 +291,7 @@ async def test_an_import_belongs_to_the_coach_who_started_it(app) -> None:
 
 
 async def test_export_escapes_every_formula_start_and_imports_back_unchanged(app) -> None:
-    async with coach_client(app, "coach@example.com", Role.COACH) as http:
+    async with signed_in(app, "coach@example.com", Role.COACH) as http:
         await add(http, name="=1+2", handle="tourist", phone="+91 98765 43210", group="@team")
         await add(http, name="-minus", handle="-Absam-", email="absam@example.com")
         coach_id = await coach_of(app, "tourist")
