@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from icalendar import Alarm, Calendar, Event
 
+from cpsync.calendars.errors import PermanentCalendarError
 from cpsync.calendars.plan import DesiredEvent
 from cpsync.contests.ics import PLATFORM_LABELS, PRODID, event_uid
 
@@ -31,11 +32,17 @@ CSS_COLOURS: dict[str, str] = {
 
 
 def build_event_calendar(event: DesiredEvent, *, stamp: datetime) -> bytes:
+    """The resource body, or PermanentCalendarError when the event cannot be written as
+    iCalendar (a CR or LF in a URL stored before the parsers checked URLs): the sink
+    then fails that one event, and the run goes on with the others."""
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
-    calendar.add_component(_vevent(event, stamp))
-    body: bytes = calendar.to_ical()
+    try:
+        calendar.add_component(_vevent(event, stamp))
+        body: bytes = calendar.to_ical()
+    except ValueError as exc:
+        raise PermanentCalendarError(f"cannot be written as iCalendar: {exc}") from exc
     return body
 
 

@@ -327,7 +327,7 @@ def summarise(results: Iterable[CallResult]) -> RunSummary:
     for result in results:
         counts[result.outcome] += 1
         if result.error:
-            errors.append(f"{result.platform}/{result.key}: {result.error}")
+            errors.append(f"{result.platform}/{_shown(result.key)}: {result.error}")
     return RunSummary(
         inserted=counts[Outcome.INSERTED],
         updated=counts[Outcome.UPDATED],
@@ -335,3 +335,9 @@ def summarise(results: Iterable[CallResult]) -> RunSummary:
         failed=counts[Outcome.FAILED],
         errors=tuple(errors),
     )
+
+
+def _shown(key: str) -> str:
+    # Errors are stored, logged and shown: a key stored before keys were checked may hold
+    # a line break.
+    return key if key.isprintable() else repr(key)
