@@ -357,16 +357,25 @@ def serve(
 def users_create(
     ctx: typer.Context,
     email: Annotated[str, typer.Option(prompt=True, help="Sign-in email.")],
-    password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Password.")
-    ],
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the password from the first line of standard input (no prompt).",
+        ),
+    ] = False,
     admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
     role: Annotated[str | None, typer.Option(help="admin, coach or member.")] = None,
 ) -> None:
-    """Create a local account (the first one with --admin)."""
+    """Create a local account (the first one with --admin).
+
+    The password is asked for without echo, or read from standard input: never an
+    argument, which other users of the machine see in the process list and shell history.
+    """
     from cpsync.accounts.models import Role
     from cpsync.accounts.schemas import check_password, normalise_email
 
+    password = _password_from_stdin() if password_stdin else _prompted_password()
     try:
         address = normalise_email(email)
         check_password(password)
@@ -377,6 +386,18 @@ def users_create(
         _fail("--admin and --role disagree")
     user_id = _run(_create_user(ctx.obj, address, password, chosen))
     _console().print(f"created {chosen} {address} (id {user_id})")
+
+
+def _password_from_stdin() -> str:
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        _fail("--password-stdin: no password on standard input")
+    return line
+
+
+def _prompted_password() -> str:
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
 
 
 async def _create_user(runtime: Runtime, email: str, password: str, role: Any) -> int:

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cpsync.cron import CronError, check_cron
+from cpsync.secret_strength import check_text_secret
 
 
 def _default_data_dir() -> Path:
@@ -157,6 +158,15 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(part)
             except ValueError as exc:
                 raise ValueError(f"not an IP network: {part!r}") from exc
+        return value
+
+    @field_validator("secret_key", "cron_secret")
+    @classmethod
+    def _strong_secret(cls, value: str, info: ValidationInfo) -> str:
+        # Empty: generated into the data dir (secret key) or switched off (cron secret).
+        if not value.strip():
+            return value
+        check_text_secret(f"CPSYNC_{str(info.field_name).upper()}", value.strip())
         return value
 
     @field_validator("database_url")

@@ -86,6 +86,7 @@ def test_development_keys_are_generated_once_with_private_permissions(tmp_path) 
     assert load_secret_key(settings) == load_secret_key(settings)
 
 
-def test_placeholder_secret_key_is_refused(tmp_path) -> None:
-    with pytest.raises(KeyConfigError):
-        load_secret_key(Settings(_env_file=None, data_dir=tmp_path, secret_key="changeme"))
+def test_placeholder_secret_key_is_refused_even_past_the_settings_check(tmp_path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    with pytest.raises(KeyConfigError, match="CPSYNC_SECRET_KEY is too weak"):
+        load_secret_key(settings.model_copy(update={"secret_key": "changeme"}))

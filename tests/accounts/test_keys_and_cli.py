@@ -160,13 +160,20 @@ async def test_users_create_and_list(database, web_settings: Settings, clock: Mu
         "create",
         "--email",
         "root@example.com",
-        "--password",
-        "a long password",
+        "--password-stdin",
+        input="a long password\n",
     )
     assert duplicate.exit_code == 2
     assert "already exists" in duplicate.output
     weak = await ainvoke(
-        web_settings, clock, "users", "create", "--email", "x@example.com", "--password", "short"
+        web_settings,
+        clock,
+        "users",
+        "create",
+        "--email",
+        "x@example.com",
+        "--password-stdin",
+        input="short\n",
     )
     assert weak.exit_code == 2
     async with database.session() as session:

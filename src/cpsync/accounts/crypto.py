@@ -24,12 +24,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cpsync.errors import CpsyncError
+from cpsync.secret_strength import PLACEHOLDERS, check_text_secret, key_weakness
 from cpsync.settings import Settings
 
 _VERSION = "v1"
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _NONCE_BYTES = 12
-_PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "placeholder", "example", "xxx"}
 
 
 class KeyConfigError(CpsyncError):
@@ -118,21 +118,25 @@ def parse_keys(spec: str) -> KeyRing:
 
 
 def _decode_key(key_id: str, encoded: str) -> bytes:
-    if encoded.strip().lower() in _PLACEHOLDERS:
-        raise KeyConfigError(
-            f"encryption key {key_id!r} is a placeholder; run `cpsync keys generate`"
-        )
+    if encoded.strip().lower() in PLACEHOLDERS:
+        raise _key_error(key_id, "is a placeholder")
     try:
         key = base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise KeyConfigError(f"encryption key {key_id!r} is not base64") from exc
+        raise _key_error(key_id, "is not base64") from exc
     if len(key) != 32:
-        raise KeyConfigError(f"encryption key {key_id!r} must be 32 bytes, not {len(key)}")
-    if len(set(key)) < 8:
-        raise KeyConfigError(
-            f"encryption key {key_id!r} looks like a placeholder (too few distinct bytes)"
-        )
+        raise _key_error(key_id, f"must be 32 bytes, not {len(key)}")
+    weakness = key_weakness(key)
+    if weakness is not None:
+        raise _key_error(key_id, f"is too weak: {weakness}")
     return key
+
+
+def _key_error(key_id: str, problem: str) -> KeyConfigError:
+    return KeyConfigError(
+        f"CPSYNC_ENCRYPTION_KEYS: key {key_id!r} {problem}. "
+        "Generate a key with `cpsync keys generate` and put it first."
+    )
 
 
 def load_keyring(settings: Settings) -> KeyRing:
@@ -146,8 +150,11 @@ def load_secret_key(settings: Settings) -> bytes:
     """The key that signs cookies and derives CSRF tokens."""
     configured = settings.secret_key.strip()
     if configured:
-        if configured.lower() in _PLACEHOLDERS or len(configured) < 32:
-            raise KeyConfigError("CPSYNC_SECRET_KEY must be at least 32 random characters")
+        # Settings refuse a weak value already; this covers settings built by model_copy.
+        try:
+            check_text_secret("CPSYNC_SECRET_KEY", configured)
+        except ValueError as exc:
+            raise KeyConfigError(str(exc)) from exc
         return configured.encode()
     path = settings.data_dir / "session.key"
     return _read_or_create(path, secrets.token_urlsafe(48)).encode()
