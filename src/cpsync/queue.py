@@ -25,7 +25,8 @@ import asyncio
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiormq.exceptions import AMQPError
@@ -59,6 +60,9 @@ class QueueUnavailableError(CpsyncError):
     status_code = 503
 
 
+_UNAVAILABLE = "The task queue is unavailable; try again later."
+
+
 class LazyBroker:
     """The process's broker, connected on first use: the site stays up (and /readyz says
     why) without a broker. A broker someone else starts (taskiq's worker) is passed in
@@ -81,8 +85,7 @@ class LazyBroker:
                 try:
                     await self.broker.startup()
                 except Exception as exc:  # connection refused, auth, DNS: all mean "not now"
-                    message = "The task queue is unavailable; try again later."
-                    raise QueueUnavailableError(message) from exc
+                    raise QueueUnavailableError(_UNAVAILABLE) from exc
                 self._started = True
 
     async def kick(self, task_name: str, *args: Any) -> str:
@@ -104,27 +107,73 @@ class LazyBroker:
                 await asyncio.gather(*running, return_exceptions=True)
 
 
+Unsent = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _QueuedTask:
+    name: str
+    args: tuple[Any, ...]
+    on_unsent: Unsent | None
+
+
 class JobQueue:
     """The tasks one request (or command) asks for, kicked only after its commit.
 
     Routes `enqueue`; the session dependency calls `flush` after a successful commit and
     `discard` when the request failed, so a rolled-back change never starts work
-    (Polar's JobQueueManager pattern)."""
+    (Polar's JobQueueManager pattern).
+
+    A kick that fails is tried once more (a Redis restarted since the last kick leaves
+    a dead connection in the pool; the second try gets a new one). If that fails too,
+    each task not sent runs its `on_unsent` (say, marking the job row it was to serve as
+    failed: the row is committed already, and nothing would ever run it) and `flush`
+    raises QueueUnavailableError: the request answers 503, not a job that never moves.
+    """
 
     def __init__(self, broker: LazyBroker) -> None:
         self._broker = broker
-        self._jobs: list[tuple[str, tuple[Any, ...]]] = []
+        self._jobs: list[_QueuedTask] = []
 
-    def enqueue(self, task_name: str, *args: Any) -> None:
-        self._jobs.append((task_name, args))
+    def enqueue(self, task_name: str, *args: Any, on_unsent: Unsent | None = None) -> None:
+        self._jobs.append(_QueuedTask(task_name, args, on_unsent))
 
     async def flush(self) -> None:
         jobs, self._jobs = self._jobs, []
-        for task_name, args in jobs:
-            await self._broker.kick(task_name, *args)
+        for index, job in enumerate(jobs):
+            try:
+                await self._kick_twice(job)
+            except QueueUnavailableError:
+                await _give_up(jobs[index:])
+                raise
 
     def discard(self) -> None:
         self._jobs.clear()
+
+    async def _kick_twice(self, job: _QueuedTask) -> None:
+        try:
+            await self._broker.kick(job.name, *job.args)
+            return
+        except Exception as exc:  # any broker's connection trouble: one more try
+            log.warning("queue.kick.retrying task=%s error=%r", job.name, exc)
+        try:
+            await self._broker.kick(job.name, *job.args)
+        except QueueUnavailableError:
+            raise
+        except Exception as exc:
+            log.error("queue.kick.failed task=%s error=%r", job.name, exc)
+            raise QueueUnavailableError(_UNAVAILABLE) from exc
+
+
+async def _give_up(jobs: Sequence[_QueuedTask]) -> None:
+    for job in jobs:
+        if job.on_unsent is None:
+            continue
+        try:
+            await job.on_unsent()
+        except Exception:
+            # The database may be down as well: the 503 still goes out, and says so.
+            log.exception("queue.unsent.not_recorded task=%s", job.name)
 
 
 async def _finish_in_process(broker: InMemoryBroker, seconds: float) -> None:

@@ -174,6 +174,14 @@ class CalendarRepository:
             )
         return ids
 
+    async def fail_queued_request(self, request_id: str, summary: str, now: datetime) -> None:
+        """Fail a request no run has claimed yet (one a claimed request's run finishes)."""
+        await self._session.execute(
+            update(SyncRequest)
+            .where(SyncRequest.id == request_id, SyncRequest.state == RequestState.QUEUED)
+            .values(state=RequestState.FAILED, summary=summary[:2000], finished_at=now)
+        )
+
     async def finish_requests(
         self, ids: Sequence[str], state: RequestState, summary: str, now: datetime
     ) -> None:

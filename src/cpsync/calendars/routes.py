@@ -236,7 +236,7 @@ async def _request_sync(session: AsyncSession, web: CalendarWeb, user_id: int) -
     # The request's own session (one connection per request); the task is kicked after
     # its commit, so the run that picks it up finds the request.
     request = web.service.add_sync_request(session, user_id)
-    web.queue_sync(user_id, check_remote=True)
+    web.queue_sync(user_id, check_remote=True, request_id=request.id)
     return request.id
 
 

@@ -72,6 +72,7 @@ _CREDENTIALS_REFUSED = "The calendar server refused that username or app passwor
 _NOT_CONNECTED = "Could not connect to that calendar. Check the address and try again."
 _UNEXPECTED = "The sync stopped on an unexpected error; it was logged for the operator."
 _INTERRUPTED = "The sync was interrupted before it finished; it runs again on the next sync."
+_NOT_QUEUED = "The sync could not be queued (the task queue was unavailable); try again."
 
 
 class CalendarLinkError(CpsyncError):
@@ -283,6 +284,14 @@ class CalendarService:
         )
         session.add(request)
         return request
+
+    async def request_not_queued(self, request_id: str) -> None:
+        """The request's task never reached the queue (its kick failed after the commit):
+        fail the request now, rather than leave it queued for a run that never comes."""
+        async with self._db.session() as session, session.begin():
+            await CalendarRepository(session).fail_queued_request(
+                request_id, _NOT_QUEUED, self._clock()
+            )
 
     async def request_status(
         self, user_id: int, request_id: str, session: AsyncSession | None = None

@@ -20,9 +20,17 @@ class CalendarWeb:
     service: CalendarService
     jobs: JobQueue
 
-    def queue_sync(self, user_id: int, *, check_remote: bool = False) -> None:
-        """`calendars.sync_user`, kicked once the request committed."""
-        self.jobs.enqueue(SYNC_USER, user_id, check_remote)
+    def queue_sync(
+        self, user_id: int, *, check_remote: bool = False, request_id: str | None = None
+    ) -> None:
+        """`calendars.sync_user`, kicked once the request committed; the "sync now"
+        request it serves fails at once if the kick does."""
+
+        async def not_queued() -> None:
+            if request_id is not None:
+                await self.service.request_not_queued(request_id)
+
+        self.jobs.enqueue(SYNC_USER, user_id, check_remote, on_unsent=not_queued)
 
 
 def get_calendar_web(resources: ResourcesDep, jobs: JobsDep) -> CalendarWeb:
