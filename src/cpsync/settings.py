@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     # `codeforces_throttle_url` (default: the cache URL, so Redis when scaled out).
     codeforces_interval_seconds: float = Field(default=2.0, gt=0)
     codeforces_throttle_url: str = ""
+    # The lock one student sync run holds (kept alive while it runs): how long a killed
+    # worker's run blocks the redelivered task before that task takes over.
+    students_sync_lock_seconds: float = Field(default=300.0, gt=0)
 
     # Calendar sync (cpsync.calendars). The API base URL is overridden in tests.
     google_api_base_url: str = "https://www.googleapis.com"
