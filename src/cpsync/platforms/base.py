@@ -175,10 +175,11 @@ def check_url(url: str) -> None:
 
 def display_text(text: str) -> str:
     """`text` on one line: control characters become spaces, runs of spaces one."""
-    printable = "".join(
-        " " if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES else char for char in text
-    )
-    return " ".join(printable.split())
+    if not text.isprintable():  # rare: spare the common name the per-character pass
+        text = "".join(
+            " " if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES else char for char in text
+        )
+    return " ".join(text.split())
 
 
 def collect(
