@@ -325,6 +325,7 @@ def serve(
     import uvicorn
 
     from cpsync.app import create_app
+    from cpsync.web.server import ConnectionGuard, guarded_protocol
 
     runtime: Runtime = ctx.obj
     settings = runtime.settings
@@ -344,6 +345,8 @@ def serve(
         port=port,
         proxy_headers=False,  # cpsync reads X-Forwarded-For itself, for trusted proxies only
         server_header=False,
+        # Idle and trickling connections must not starve everyone else (cpsync.web.server).
+        http=guarded_protocol(ConnectionGuard.from_settings(settings)),
         limit_concurrency=settings.server_limit_concurrency,
         timeout_keep_alive=settings.server_keep_alive_seconds,
         timeout_graceful_shutdown=10,
