@@ -161,9 +161,12 @@ class CalendarRepository:
         return await self._session.get(SyncRequest, request_id)
 
     async def claim_requests(self, user_id: int) -> list[str]:
-        """Queued "sync now" requests of the user, now covered by the run starting."""
+        """The user's "sync now" requests not yet finished, now covered by the run
+        starting: the queued ones, and those a killed run had claimed (the caller holds
+        the user's lock, so no other run has them)."""
         query = select(SyncRequest.id).where(
-            SyncRequest.user_id == user_id, SyncRequest.state == RequestState.QUEUED
+            SyncRequest.user_id == user_id,
+            SyncRequest.state.in_((RequestState.QUEUED, RequestState.RUNNING)),
         )
         ids = list((await self._session.scalars(query)).all())
         if ids:
