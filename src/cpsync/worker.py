@@ -6,10 +6,17 @@
   (`taskiq worker cpsync.worker:worker_broker`): settings are read here, when the worker
   starts, and the process's resources are opened once at worker startup.
 - `run_scheduler(settings)`: `cpsync scheduler`, the one job list of `cpsync.scheduler`.
+  A dependency away at start (the database the schema is brought up to date in) is
+  waited for like an outage while it runs: the scheduler never exits on one.
+
+Each worker process and each scheduler publishes its heartbeat (`cpsync.heartbeats`)
+while it runs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -18,11 +25,15 @@ from taskiq import AsyncBroker, TaskiqEvents, TaskiqState
 from cpsync.calendars import tasks as calendar_tasks
 from cpsync.clock import Clock, utc_now
 from cpsync.contests import tasks as contest_tasks
+from cpsync.heartbeats import WORKER, Heartbeats
+from cpsync.outages import DEPENDENCY_ERRORS, Outage
 from cpsync.queue import make_broker
 from cpsync.resources import Resources, open_resources
-from cpsync.scheduler import process_scheduler
+from cpsync.scheduler import Sleep, process_scheduler
 from cpsync.settings import Settings
 from cpsync.students import tasks as student_tasks
+
+log = logging.getLogger(__name__)
 
 
 def register_tasks(broker: AsyncBroker, resources: Callable[[], Resources]) -> None:
@@ -53,7 +64,10 @@ def worker_broker(settings: Settings | None = None) -> AsyncBroker:
     opened: list[Resources] = []
 
     async def startup(_state: TaskiqState) -> None:
-        opened.append(await stack.enter_async_context(open_resources(config, broker=broker)))
+        resources = await stack.enter_async_context(open_resources(config, broker=broker))
+        opened.append(resources)
+        heartbeats = Heartbeats(resources.cache, resources.clock, config.heartbeat_seconds)
+        await stack.enter_async_context(heartbeats.beating(WORKER))
 
     async def shutdown(_state: TaskiqState) -> None:
         opened.clear()
@@ -66,9 +80,31 @@ def worker_broker(settings: Settings | None = None) -> AsyncBroker:
 
 
 async def run_scheduler(
-    settings: Settings, *, clock: Clock = utc_now, tick_seconds: float = 5.0
+    settings: Settings, *, clock: Clock = utc_now, sleep: Sleep = asyncio.sleep
 ) -> None:
-    """Run the scheduler until cancelled, enqueueing onto the configured broker."""
-    async with open_resources(settings, clock=clock) as resources:
-        await resources.broker.ensure_started()
-        await process_scheduler(resources, tick_seconds=tick_seconds).run_forever()
+    """Run the scheduler until cancelled, enqueueing onto the configured broker (connected
+    when the first occurrence fires)."""
+    async with _opened_when_reachable(settings, clock, sleep) as resources:
+        await process_scheduler(resources, sleep=sleep).run_forever()
+
+
+@asynccontextmanager
+async def _opened_when_reachable(
+    settings: Settings, clock: Clock, sleep: Sleep
+) -> AsyncIterator[Resources]:
+    outage = Outage(
+        log,
+        "scheduler",
+        base_seconds=settings.scheduler_tick_seconds,
+        max_seconds=settings.scheduler_backoff_max_seconds,
+    )
+    async with AsyncExitStack() as stack:
+        while True:
+            try:
+                resources = await stack.enter_async_context(open_resources(settings, clock=clock))
+            except DEPENDENCY_ERRORS as error:
+                await sleep(outage.failed("open", error))
+            else:
+                break
+        outage.recovered()
+        yield resources
