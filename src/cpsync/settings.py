@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     # A connection's request headers must arrive within this, from connecting or from the
     # end of its previous response.
     server_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    # And its body within this after the headers (1 MiB in 30 s is 35 KB/s).
+    server_body_timeout_seconds: float = Field(default=30.0, gt=0)
     # Open connections per peer address; trusted proxies are exempt.
     server_max_connections_per_client: int = Field(default=64, gt=0)
     # Who may create an account until an admin chooses on /admin: open, invite or closed.
