@@ -145,7 +145,7 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> Database
     url = settings.resolved_database_url()
     engine = create_engine(url)
     if migrate:
-        await upgrade_schema(engine)
+        await upgrade_schema(engine, settings=settings)
     replicas = tuple(
         async_sessionmaker(create_engine(replica), expire_on_commit=False)
         for replica in settings.replica_urls()
@@ -153,22 +153,30 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> Database
     return Database(engine, async_sessionmaker(engine, expire_on_commit=False), replicas)
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(
+    connection: Connection | None = None, settings: Settings | None = None
+) -> Config:
+    """`settings` reach the migrations that need more than the schema (the key ring, to
+    encrypt what a data migration moves); without them such a migration reads the
+    environment."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
+    config.attributes["settings"] = settings
     return config
 
 
-async def upgrade_schema(engine: AsyncEngine, revision: str = "heads") -> None:
+async def upgrade_schema(
+    engine: AsyncEngine, revision: str = "heads", *, settings: Settings | None = None
+) -> None:
     """Apply migrations. Domains add their tables on branches from the accounts revision,
     so the target is every head."""
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Several processes may start at once; one migrates, the others wait.
             await connection.exec_driver_sql("SELECT pg_advisory_xact_lock(726172)")
-        await connection.run_sync(_run_upgrade, revision)
+        await connection.run_sync(_run_upgrade, revision, settings)
 
 
-def _run_upgrade(connection: Connection, revision: str) -> None:
-    command.upgrade(alembic_config(connection), revision)
+def _run_upgrade(connection: Connection, revision: str, settings: Settings | None) -> None:
+    command.upgrade(alembic_config(connection, settings), revision)

@@ -96,7 +96,7 @@ def install_log_redaction() -> None:
         try:
             redact_record(record)
         except Exception:  # an argument whose str() fails: keep the line, not the values
-            record.msg, record.args = "log record withheld: it could not be redacted", ()
+            record.args = ()
         return record
 
     factory.redacts = True  # type: ignore[attr-defined]

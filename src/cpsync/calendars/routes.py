@@ -28,6 +28,7 @@ from cpsync.calendars.repository import CalendarRepository
 from cpsync.calendars.service import CalendarLinkError
 from cpsync.calendars.web import CalendarWeb, CalendarWebDep
 from cpsync.contests.schemas import ContestOut
+from cpsync.redaction import split_userinfo
 from cpsync.settings import Settings
 from cpsync.web.context import AppContext
 from cpsync.web.deps import ContextDep, SessionDep
@@ -247,8 +248,9 @@ async def connect_caldav(
     web: CalendarWebDep,
     user: CurrentUser,
     url: str = Form(max_length=1000),
-    username: str = Form(max_length=320),
-    password: str = Form(max_length=500),
+    # May be left empty when the address carries them (`https://user:pw@host/...`).
+    username: str = Form("", max_length=320),
+    password: str = Form("", max_length=500),
 ) -> Response:
     try:
         await web.service.connect_caldav(user.id, url.strip(), username.strip(), password)
@@ -257,7 +259,8 @@ async def connect_caldav(
             "nav": "calendar",
             "links": await _links_view(session, user.id),
             "errors": {"caldav": exc.message},
-            "values": {"url": url, "username": username},
+            # The address goes back into the form without any password written into it.
+            "values": {"url": split_userinfo(url.strip())[0], "username": username},
         }
         return render(request, "calendars/index.html", page, status_code=422)
     web.queue_sync(user.id)

@@ -61,6 +61,7 @@ from cpsync.db import Database
 from cpsync.errors import CpsyncError
 from cpsync.http import Sleep
 from cpsync.locks import Flags, Locks, run_coalesced
+from cpsync.redaction import split_userinfo
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -188,9 +189,16 @@ class CalendarService:
         return await self._link_id(user_id, LinkKind.GOOGLE, target)
 
     async def connect_caldav(self, user_id: int, url: str, username: str, password: str) -> int:
-        """Link a CalDAV collection after one test request proves the credentials."""
+        """Link a CalDAV collection after one test request proves the credentials.
+
+        Credentials written into the address (`https://user:pw@host/...`) are taken out
+        of it and stored like entered ones, in preference to them: the stored address
+        holds no secret."""
         if not url.startswith(("https://", "http://")):
             raise CalendarLinkError("The CalDAV address must start with https://")
+        url, url_username, url_password = split_userinfo(url)
+        username = url_username or username
+        password = password if url_password is None else url_password
         link = self._new_link(user_id, LinkKind.CALDAV, url, username, password)
         await _connect_call(self._probe_caldav(self._caldav_sink(link)))
         await self._db_store_link(user_id, LinkKind.CALDAV, url, username, password, None)
