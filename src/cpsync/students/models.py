@@ -125,6 +125,7 @@ class StudentSettings(Base):
 
 class StudentSyncRun(Base):
     __tablename__ = "student_sync_runs"
+    __table_args__ = (Index("ix_student_sync_runs_scope_state", "scope", "state"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # None: every coach's students.
@@ -137,6 +138,8 @@ class StudentSyncRun(Base):
     done: Mapped[int] = mapped_column(Integer, default=0)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The lock the run held (`students.runtime.sync_scope`); None: a run without one (CLI).
+    scope: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
 class StudentReminder(Base):

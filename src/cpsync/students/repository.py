@@ -319,6 +319,14 @@ class StudentRepository:
         )
         return [UnsentReminder(*row) for row in rows.all()]
 
+    async def close_abandoned_runs(self, scope: str, now: datetime, reason: str) -> None:
+        """Fail the runs of `scope` still marked running (their holder died)."""
+        await self._session.execute(
+            update(StudentSyncRun)
+            .where(StudentSyncRun.scope == scope, StudentSyncRun.state == "running")
+            .values(state="failed", finished_at=now, error=reason)
+        )
+
     async def take_reminder(
         self, reminder_id: int, seen_attempts: int, now: datetime, lease_start_before: datetime
     ) -> bool:

@@ -20,7 +20,7 @@ from cpsync.students.dashboard import drop_student_stats
 from cpsync.students.imports import ImportJob
 from cpsync.students.reminders import ReminderConfig, ReminderService
 from cpsync.students.service import CodeforcesHandleChecker, HandleChecker
-from cpsync.students.sync import Progress, StudentSyncService, SyncReport
+from cpsync.students.sync import Progress, StudentSyncService, SyncConfig, SyncReport
 
 CHECK_TIMEOUT_SECONDS = 5.0
 SYNC = "students.sync"
@@ -64,6 +64,7 @@ class StudentsRuntime:
             self.cache,
             self.resources.locks,
             self.clock,
+            config=SyncConfig(lock_ttl_seconds=self.resources.settings.students_sync_lock_seconds),
             after_sync=self.reminders(),
         )
 

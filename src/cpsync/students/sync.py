@@ -20,8 +20,10 @@ pauses the run for the hinted delay and the run moves on to the next student.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -62,6 +64,7 @@ log = logging.getLogger(__name__)
 
 CATALOGUE_FRESH_KEY = "students:catalogue:fresh"
 HANDLE_NOT_FOUND = "Codeforces has no user with this handle."
+INTERRUPTED = "The sync was interrupted before it finished (its worker stopped)."
 PROGRESS_EVERY = 20
 Progress = Callable[[int, int], None]
 Sleep = Callable[[float], Awaitable[None]]
@@ -90,7 +93,8 @@ class SyncConfig:
     paging: PagingConfig = field(default_factory=PagingConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     catalogue_ttl: timedelta = timedelta(days=1)
-    lock_ttl_seconds: float = 600.0
+    # A student's lock, kept alive while the student syncs: a dead holder's lapses after it.
+    lock_ttl_seconds: float = 300.0
     max_backoff_seconds: float = 60.0
 
 
@@ -147,12 +151,22 @@ class StudentSyncService:
         student_ids: Sequence[int] | None = None,
         trigger: str = "manual",
         progress: Progress | None = None,
+        scope: str | None = None,
     ) -> SyncReport:
-        """Sync a coach's students (None: everyone's), or only `student_ids` among them."""
+        """Sync a coach's students (None: everyone's), or only `student_ids` among them.
+
+        `scope` names the lock the caller holds for this run: a run of the same scope
+        still marked running was left by a holder that died (kill -9), and is closed
+        as interrupted before this one starts.
+        """
         counts = SyncCounts()
-        run_id = await self._start_run(coach_id, trigger)
+        run_id = await self._start_run(coach_id, trigger, scope)
         try:
             state = await self._run(run_id, coach_id, student_ids, counts, progress)
+        except asyncio.CancelledError:
+            # The worker is stopping: its task is delivered again and runs anew.
+            await self._finish_run(run_id, "failed", counts, error=INTERRUPTED)
+            raise
         except Exception as exc:
             await self._finish_run(run_id, "failed", counts, error=str(exc)[:500])
             raise
@@ -199,27 +213,60 @@ class StudentSyncService:
 
     async def _sync_one(self, plan: StudentPlan, newest_id: int | None, counts: SyncCounts) -> bool:
         """True when the student's stored data is current after this run."""
-        name = f"students:sync:{plan.student_id}"
-        owner = new_owner()
-        if not await self._locks.acquire(name, owner, self._config.lock_ttl_seconds):
-            counts.busy += 1  # another run is syncing this student right now
-            return False
-        try:
-            started = self._clock()
-            try:
-                update = await fetch_student(self._client, plan, newest_id, self._config.paging)
-            except CodeforcesError as error:
-                counts.errors += 1
-                await self._record_error(plan.student_id, error.message)
-                if isinstance(error, CodeforcesRetriableError):
-                    await self._sleep(min(error.retry_after, self._config.max_backoff_seconds))
+        async with self._student_lock(plan.student_id) as held:
+            if not held:
+                counts.busy += 1  # another run is syncing this student right now
                 return False
-            stored_ok = await self._store(plan, update, started, counts)
-        finally:
-            await self._locks.release(name, owner)
+            stored_ok = await self._fetch_and_store(plan, newest_id, counts)
         if stored_ok:
             await drop_student_stats(self._cache, plan.student_id)
         return stored_ok
+
+    @asynccontextmanager
+    async def _student_lock(self, student_id: int) -> AsyncIterator[bool]:
+        """The student's lock, kept alive while held; whether it was had.
+
+        A lock still held is waited for, up to its TTL: a live holder is done with one
+        student within that as a rule, and a dead one's lock (kill -9) has lapsed by then,
+        so the run that takes over from a killed one syncs the student it was on."""
+        name = f"students:sync:{student_id}"
+        owner = new_owner()
+        ttl = self._config.lock_ttl_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ttl + 1.0
+        while not await self._locks.acquire(name, owner, ttl):
+            if loop.time() >= deadline:
+                yield False
+                return
+            # Real time, not the injected sleep: the holder is another task or process.
+            await asyncio.sleep(min(1.0, ttl / 10))
+        keeper = asyncio.create_task(self._keep_lock(name, owner, ttl))
+        try:
+            yield True
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            await self._locks.release(name, owner)
+
+    async def _keep_lock(self, name: str, owner: str, ttl: float) -> None:
+        while True:
+            await asyncio.sleep(ttl / 3)
+            await self._locks.extend(name, owner, ttl)
+
+    async def _fetch_and_store(
+        self, plan: StudentPlan, newest_id: int | None, counts: SyncCounts
+    ) -> bool:
+        started = self._clock()
+        try:
+            update = await fetch_student(self._client, plan, newest_id, self._config.paging)
+        except CodeforcesError as error:
+            counts.errors += 1
+            await self._record_error(plan.student_id, error.message)
+            if isinstance(error, CodeforcesRetriableError):
+                await self._sleep(min(error.retry_after, self._config.max_backoff_seconds))
+            return False
+        return await self._store(plan, update, started, counts)
 
     async def _store(
         self, plan: StudentPlan, update: StudentUpdate, started: datetime, counts: SyncCounts
@@ -292,14 +339,18 @@ class StudentSyncService:
             if student is not None:
                 student.last_sync_error = message
 
-    async def _start_run(self, coach_id: int | None, trigger: str) -> int:
+    async def _start_run(self, coach_id: int | None, trigger: str, scope: str | None) -> int:
+        now = self._clock()
         async with self._db.session() as session, session.begin():
+            if scope is not None:
+                await StudentRepository(session).close_abandoned_runs(scope, now, INTERRUPTED)
             run = StudentSyncRun(
                 coach_id=coach_id,
                 trigger=trigger,
                 state="running",
-                started_at=self._clock(),
+                started_at=now,
                 counts={},
+                scope=scope,
             )
             session.add(run)
             await session.flush()

@@ -24,24 +24,34 @@ from cpsync.queue import LazyBroker
 from cpsync.resources import Resources
 from cpsync.students.imports import CsvImporter, ImportJobs, Stored
 from cpsync.students.models import DEFAULT_SYNC_CRON, Student, StudentSettings
-from cpsync.students.runtime import IMPORT, SYNC, SYNC_LOCK_SECONDS, StudentsRuntime, sync_scope
+from cpsync.students.runtime import IMPORT, SYNC, StudentsRuntime, sync_scope
 from cpsync.students.schedule import ZonedCronJob
 
 log = logging.getLogger(__name__)
+# How often a task waiting behind a run of the same scope checks whether it may run.
+WAIT_POLL_SECONDS = 1.0
 
 
 async def sync(
     resources: Resources, coach_id: int | None, student_ids: list[int] | None, trigger: str
 ) -> int:
-    """Run the sync, or leave it to the run of the same scope going now; the runs made."""
-    runtime = StudentsRuntime(resources)
+    """Run the sync, or leave it to the run of the same scope going now; the runs made.
+
+    A task delivered again after its worker died finds the scope's lock still held by
+    the dead run: it waits for the lock to lapse (`students_sync_lock_seconds`), then
+    runs, closing the row the dead run left `running`.
+    """
+    service = StudentsRuntime(resources).sync_service()
+    scope = sync_scope(coach_id, sorted(student_ids) if student_ids is not None else None)
 
     async def work() -> None:
-        await runtime.sync(coach_id=coach_id, student_ids=student_ids, trigger=trigger)
+        await service.sync(coach_id=coach_id, student_ids=student_ids, trigger=trigger, scope=scope)
 
-    scope = sync_scope(coach_id, sorted(student_ids) if student_ids is not None else None)
+    ttl = resources.settings.students_sync_lock_seconds
     locks, flags = resources.locks, resources.cache
-    return await run_coalesced(locks, flags, scope, work, SYNC_LOCK_SECONDS)
+    return await run_coalesced(
+        locks, flags, scope, work, ttl, wait_poll_seconds=min(ttl / 3, WAIT_POLL_SECONDS)
+    )
 
 
 async def run_import(resources: Resources, coach_id: int, job_id: str) -> None:
