@@ -39,6 +39,7 @@ from cpsync.clock import Clock, utc_now
 from cpsync.contests import api, feeds
 from cpsync.contests.ics import PLATFORM_LABELS
 from cpsync.contests.routes import router as contest_pages
+from cpsync.heartbeats import Heartbeats, expected_kinds
 from cpsync.resources import Resources
 from cpsync.scheduler import process_scheduler
 from cpsync.settings import Settings
@@ -227,13 +228,14 @@ def _health_router() -> APIRouter:
         "/readyz",
         response_model=Readiness,
         responses={503: {"model": Readiness}},
-        summary="Database, cache and broker are reachable",
+        summary="Database, cache and broker are reachable; scaled, a scheduler and a worker beat",
     )
     async def readyz(context: ContextDep) -> JSONResponse:
         checks = {
             "database": await _check(_database_ok(context)),
             "cache": await _check(context.cache.ping()),
             "broker": await _check(_broker_ok(context.settings.broker_url)),
+            **await _heartbeat_checks(context),
         }
         ready = all(value == "ok" for value in checks.values())
         body = Readiness(status="ok" if ready else "unavailable", checks=checks)
@@ -248,6 +250,27 @@ async def _check(probe: object) -> str:
     except Exception as exc:
         return f"unavailable: {type(exc).__name__}"
     return "ok"
+
+
+async def _heartbeat_checks(context: AppContext) -> dict[str, str]:
+    """`scheduler` and `worker` when this deployment needs them (cpsync.heartbeats); one
+    read of the cache's heartbeat map."""
+    kinds = expected_kinds(
+        broker_in_process=context.resources.broker.in_process,
+        cache_url=context.settings.cache_url,
+    )
+    if not kinds:
+        return {}
+    heartbeats = Heartbeats(context.cache, context.clock, context.settings.heartbeat_seconds)
+    try:
+        missing = await asyncio.wait_for(heartbeats.missing(kinds), timeout=3)
+    except Exception as exc:
+        return dict.fromkeys(kinds, f"unavailable: {type(exc).__name__}")
+    window = heartbeats.max_age.total_seconds()
+    return {
+        kind: f"missing: no {kind} heartbeat in the last {window:g} s" if kind in missing else "ok"
+        for kind in kinds
+    }
 
 
 async def _database_ok(context: AppContext) -> None:

@@ -19,8 +19,10 @@ from cpsync.accounts.models import Role, SignupMode, User
 from cpsync.accounts.schemas import InviteForm, RoleForm, field_errors
 from cpsync.accounts.service import AccountError, AccountService
 from cpsync.accounts.sessions import SESSION_COOKIE
+from cpsync.cache import CacheError
 from cpsync.calendars.web import CalendarWeb, CalendarWebDep
 from cpsync.contests.service import platform_health, refresh_running
+from cpsync.heartbeats import Heartbeats, expected_kinds, missing_kinds
 from cpsync.jobs import recent_jobs
 from cpsync.web.context import AppContext
 from cpsync.web.deps import ContextDep, SessionDep
@@ -52,6 +54,7 @@ async def _admin_page(
         "health": await platform_health(session, context.settings, context.clock()),
         "jobs": await recent_jobs(session),
         "refresh_running": await refresh_running(context.resources.cache),
+        "processes": await _processes(context),
         "flash": REFRESH_NOTICES.get(request.query_params.get("refresh", "")),
         "signup_mode": await admin.signup_mode(),
         "email_enabled": admin.email_enabled,
@@ -63,6 +66,21 @@ async def _admin_page(
         **(extra or {}),
     }
     return render(request, "admin.html", page, status_code)
+
+
+async def _processes(context: AppContext) -> dict[str, Any]:
+    """The schedulers' and workers' heartbeats, and the expected kinds none of which beat."""
+    settings = context.settings
+    heartbeats = Heartbeats(context.cache, context.clock, settings.heartbeat_seconds)
+    expected = expected_kinds(
+        broker_in_process=context.resources.broker.in_process, cache_url=settings.cache_url
+    )
+    view: dict[str, Any] = {"window": heartbeats.max_age.total_seconds(), "error": None}
+    try:
+        beats = await heartbeats.listing()
+    except CacheError as exc:
+        return {**view, "beats": [], "missing": list(expected), "error": exc.message}
+    return {**view, "beats": beats, "missing": missing_kinds(beats, expected)}
 
 
 @router.get("/admin")
