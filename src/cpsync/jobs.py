@@ -1,4 +1,7 @@
-"""A record of every background job run (contest refreshes for now), shown on /admin."""
+"""A record of every background job run (contest refreshes for now), shown on /admin.
+
+Every job ends in a final state: one a dead process left running is closed by the next
+job of its kind (`start_job(..., supersedes=...)`)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Index, Integer, String, Text, select
+from sqlalchemy import Index, Integer, String, Text, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,8 +34,24 @@ class Job(Base):
     summary: Mapped[str] = mapped_column(Text, default="")
 
 
-async def start_job(db: Database, kind: str, now: datetime) -> int:
+INTERRUPTED = "Interrupted before it finished (its process stopped); a later run took over."
+
+
+async def start_job(
+    db: Database, kind: str, now: datetime, *, supersedes: str | None = None
+) -> int:
+    """Record a job as running; its id.
+
+    With `supersedes`, the caller holds the lock that lets one job whose kind starts with
+    it run at a time: such jobs still marked running were left by a process that died
+    (kill -9), and are closed as failed first."""
     async with db.session() as session, session.begin():
+        if supersedes is not None:
+            await session.execute(
+                update(Job)
+                .where(Job.kind.startswith(supersedes), Job.state == JobState.RUNNING)
+                .values(state=JobState.FAILED, summary=INTERRUPTED, finished_at=now)
+            )
         job = Job(kind=kind, started_at=now, state=JobState.RUNNING, summary="")
         session.add(job)
         await session.flush()

@@ -16,7 +16,8 @@ async def recorded_refresh(
 ) -> list[RefreshReport]:
     """Refresh every platform; the run is failed if any platform failed or it raised."""
     kind = JOB_KIND + (" (manual)" if manual else "")
-    job_id = await start_job(db, kind, clock())
+    # Under the refresh lock (contests.tasks): a refresh still running was left by a dead one.
+    job_id = await start_job(db, kind, clock(), supersedes=JOB_KIND)
     try:
         reports = await contests.refresh()
     except Exception as exc:
