@@ -4,6 +4,15 @@ Every call to a remote site goes through `HttpClient`: timeouts, a response size
 pacing per host, and retries with exponential backoff and jitter on network errors,
 429 and 5xx (honouring `Retry-After`). Other 4xx answers are not retried.
 
+Deadline: the per-read timeout alone lets a site that trickles a byte now and then hold
+a call forever, so each call also has an overall deadline (`http_deadline_seconds`):
+for `request`, connecting, every read, every retry and the waits between them; for
+`send`, its one attempt. A retry that could not finish before the deadline is not tried.
+
+Closing: `aclose` (or `cancel_in_flight`, which shutdown calls first) makes every call in
+flight, and every later one, fail at once with RetriableUpstreamError, so work that is
+waiting on a slow site ends promptly and can record why.
+
 Pacing: every attempt (retries too) first waits on its host's `Pacer`. By default that
 keeps calls to one host `http_min_interval_seconds` apart in this process; a host with
 a stricter or shared budget gets its own pacer through `pacers=` (Codeforces: a token
@@ -16,8 +25,8 @@ passes the outbound rule, and a refusal (`DestinationRefusedError`) comes out un
 Errors (their place in the whole tree is drawn in `cpsync.errors`):
 
     UpstreamError (CpsyncError)    the site's `upstream_status` and `body`, when it answered
-    ├── RetriableUpstreamError     also a RetriableError: network error, timeout, 429, 5xx;
-    │                              `retry_after` if the site said
+    ├── RetriableUpstreamError     also a RetriableError: network error, timeout, deadline,
+    │                              429, 5xx, the client closing; `retry_after` if the site said
     └── PermanentUpstreamError     also a PermanentError: any other 4xx
         └── ResponseTooLargeError  the body passed the size cap
 """
@@ -35,7 +44,13 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+)
 
 from cpsync.errors import CpsyncError, PermanentError, RetriableError
 from cpsync.settings import Settings
@@ -123,6 +138,8 @@ class HttpClient:
         self._settings = settings
         self._sleep = sleep
         self._pacers: dict[str, Pacer] = dict(pacers or {})
+        self._in_flight: set[asyncio.Task[HttpResponse]] = set()
+        self._closing = False
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.http_timeout_seconds),
             follow_redirects=True,
@@ -136,7 +153,14 @@ class HttpClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        self.cancel_in_flight()
         await self._client.aclose()
+
+    def cancel_in_flight(self) -> None:
+        """Fail every call in flight now, and every later call, with RetriableUpstreamError."""
+        self._closing = True
+        for exchange in self._in_flight:
+            exchange.cancel()
 
     async def request(
         self,
@@ -146,18 +170,32 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
     ) -> HttpResponse:
-        """Send one request, retrying what is worth retrying; raise UpstreamError otherwise."""
+        """Send one request, retrying what is worth retrying, all within the deadline;
+        raise UpstreamError otherwise."""
+        deadline = self._settings.http_deadline_seconds
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type(RetriableUpstreamError),
-            stop=stop_after_attempt(self._settings.http_max_retries + 1),
+            retry=retry_if_exception(self._worth_retrying),
+            # A wait that would end past the deadline is not begun: the last error stands.
+            stop=stop_after_attempt(self._settings.http_max_retries + 1)
+            | stop_before_delay(deadline),
             wait=self._retry_delay,
             sleep=self._sleep,
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._send_once(method, url, headers, json_body)
+        overall = asyncio.timeout(deadline)
+        try:
+            async with overall:
+                async for attempt in retrying:
+                    with attempt:
+                        return await self._send_once(method, url, headers, json_body)
+        except TimeoutError as exc:
+            if not overall.expired():
+                raise
+            raise _past_deadline(url, deadline) from exc
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _worth_retrying(self, error: BaseException) -> bool:
+        return isinstance(error, RetriableUpstreamError) and not self._closing
 
     def _retry_delay(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -176,12 +214,44 @@ class HttpClient:
         content: bytes | None = None,
         json_body: Any = None,
     ) -> HttpResponse:
-        """One paced, size-capped attempt that hands back any status as a value.
+        """One paced, size-capped attempt, within the deadline once paced, that hands back
+        any status as a value.
 
         For callers to whom a 409 or 412 is an answer, not a failure, and which run their
         own retry loop (the calendar sinks). Network trouble raises RetriableUpstreamError.
         """
         await self._pacer(url).acquire()
+        host = urlsplit(url).netloc
+        if self._closing:
+            raise _closing_error(host)
+        # Its own task, so that closing the client can cancel it without cancelling
+        # the caller, who then gets an error it can record.
+        exchange = asyncio.ensure_future(self._exchange(method, url, headers, content, json_body))
+        self._in_flight.add(exchange)
+        exchange.add_done_callback(self._in_flight.discard)
+        deadline = self._settings.http_deadline_seconds
+        attempt = asyncio.timeout(deadline)
+        try:
+            async with attempt:
+                return await exchange
+        except TimeoutError as exc:
+            if not attempt.expired():
+                raise
+            raise _past_deadline(url, deadline) from exc
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._closing and current is not None and not current.cancelling():
+                raise _closing_error(host) from None
+            raise
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        content: bytes | None,
+        json_body: Any,
+    ) -> HttpResponse:
         host = urlsplit(url).netloc
         try:
             async with self._client.stream(
@@ -221,6 +291,15 @@ class HttpClient:
             interval = self._settings.http_min_interval_seconds
             self._pacers[host] = _MinIntervalPacer(interval, self._sleep)
         return self._pacers[host]
+
+
+def _past_deadline(url: str, deadline: float) -> RetriableUpstreamError:
+    host = urlsplit(url).netloc
+    return RetriableUpstreamError(f"no complete answer from {host} within {deadline:g} s")
+
+
+def _closing_error(host: str) -> RetriableUpstreamError:
+    return RetriableUpstreamError(f"call to {host} cancelled: cpsync is shutting down")
 
 
 def _checked(response: HttpResponse, url: str) -> HttpResponse:
