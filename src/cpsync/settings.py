@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     staleness_minutes: int = Field(default=60, ge=0)
     # More upcoming contests than this in one platform's answer is a broken answer, not news.
     max_contests_per_platform: int = Field(default=2000, ge=1)
+    # A contest list is read no further than this (Codeforces' whole list is ~600 KB).
+    platform_max_response_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     calendar_name: str = "Programming contests (cpsync)"
 
     # Task queue (see cpsync.queue). Deployments sharing a broker use different names.
