@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from sqlalchemy.exc import IntegrityError
 
 from cpsync.locks import MemoryLocks, RedisLocks
 from cpsync.queue import QueueUnavailableError
-from cpsync.scheduler import ScheduledJob, Scheduler, StepFailedError
+from cpsync.scheduler import JobFault, ScheduledJob, Scheduler, StepFailedError
 from tests.conftest import REPO_ROOT
 from tests.recordings import MutableClock
 from tests.services import own_postgres, own_redis
@@ -112,6 +113,33 @@ async def test_an_occurrence_the_broker_could_not_take_fires_when_it_is_back() -
     assert await scheduler.tick() == ["fire:refresh:2026-11-22T03:00:00+00:00"]
     assert await scheduler.tick() == []  # taken by now: never enqueued twice
     assert attempts == ["kick", "kick", "kick"]
+
+
+async def test_a_statement_the_database_refuses_is_the_job_s_fault_not_an_outage() -> None:
+    clock = MutableClock(START)
+    fired: list[str] = []
+    faults: list[JobFault] = []
+
+    async def prune() -> None:
+        raise IntegrityError("DELETE FROM sessions", {}, ValueError("a constraint"))
+
+    async def refresh() -> None:
+        fired.append("refresh")
+
+    async def record(fault: JobFault) -> None:
+        faults.append(fault)
+
+    async def jobs() -> list[ScheduledJob]:
+        hourly = timedelta(hours=1)
+        return [
+            ScheduledJob("prune", prune, every=hourly),
+            ScheduledJob("ok", refresh, every=hourly),
+        ]
+
+    scheduler = Scheduler(MemoryLocks(), clock, jobs, on_fault=record)
+    assert len(await scheduler.tick()) == 2
+    assert fired == ["refresh"]
+    assert [(fault.job, fault.stage) for fault in faults] == [("prune", "fire")]
 
 
 async def test_a_stalled_job_source_counts_as_an_outage() -> None:

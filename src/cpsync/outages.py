@@ -1,7 +1,8 @@
 """A dependency outage as a long-running loop (the scheduler, a heartbeat) lives through it.
 
-`DEPENDENCY_ERRORS` is what "Redis, the database or the broker is away" looks like: a
-refused or dropped connection, a timeout, the queue or cache saying it is unavailable.
+`is_outage(error)` says whether an error means "Redis, the database or the broker is
+away": a refused or dropped connection, a timeout, the queue or cache saying it is
+unavailable; not a query the database refused (a constraint, bad SQL), which is a bug.
 `Outage` logs the first failure of an outage and its end (one line each, however many
 attempts fail in between) and says how long to wait before the next attempt: the base
 delay, doubled on each failure up to a cap.
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 from aiormq.exceptions import AMQPError
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from taskiq.exceptions import SendTaskError
 
 from cpsync.cache import CacheError
@@ -23,7 +24,9 @@ from cpsync.queue import QueueUnavailableError
 
 DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
     RedisError,  # ConnectionError, TimeoutError, BusyLoadingError (a restarting Redis)
-    DBAPIError,  # OperationalError, InterfaceError: the database went away mid-call
+    # OperationalError, InterfaceError, and the plain DBAPIError a PostgreSQL stopping
+    # under a query raises with asyncpg ("connection was closed in the middle of operation").
+    DBAPIError,
     OSError,  # refused connections while connecting (asyncpg, aiosqlite, sockets)
     TimeoutError,  # a step slower than its timeout: a stalled server
     CacheError,
@@ -31,6 +34,12 @@ DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
     SendTaskError,  # taskiq's wrapper around a broker that could not take a message
     AMQPError,
 )
+# The database answered, and refused the statement: the same call fails again.
+REFUSED_STATEMENTS = (IntegrityError, ProgrammingError, DataError)
+
+
+def is_outage(error: BaseException) -> bool:
+    return isinstance(error, DEPENDENCY_ERRORS) and not isinstance(error, REFUSED_STATEMENTS)
 
 
 class Outage:
@@ -68,7 +77,7 @@ class Outage:
         delay = min(self._max, self._base * 2.0 ** (self.failures - 1))
         if self.failures == 1:
             self._started = self._monotonic()
-            known = isinstance(error, DEPENDENCY_ERRORS)
+            known = is_outage(error)
             self._log.warning(
                 "%s.dependency.unavailable step=%s error=%s retrying_in=%.1fs",
                 self._event,

@@ -42,7 +42,7 @@ from cpsync.db import Database
 from cpsync.heartbeats import SCHEDULER, Heartbeats
 from cpsync.jobs import JobState, finish_job, start_job
 from cpsync.locks import Locks, new_owner
-from cpsync.outages import DEPENDENCY_ERRORS, Outage
+from cpsync.outages import Outage, is_outage
 from cpsync.resources import Resources
 from cpsync.students import tasks as student_tasks
 
@@ -200,8 +200,10 @@ class Scheduler:
         try:
             async with asyncio.timeout(self._step_timeout):
                 return await work
-        except DEPENDENCY_ERRORS as error:
-            raise StepFailedError(step, error) from error
+        except Exception as error:
+            if is_outage(error):
+                raise StepFailedError(step, error) from error
+            raise
 
     async def _report(self, fault: JobFault) -> None:
         log.error(

@@ -26,7 +26,7 @@ from cpsync.calendars import tasks as calendar_tasks
 from cpsync.clock import Clock, utc_now
 from cpsync.contests import tasks as contest_tasks
 from cpsync.heartbeats import WORKER, Heartbeats
-from cpsync.outages import DEPENDENCY_ERRORS, Outage
+from cpsync.outages import Outage, is_outage
 from cpsync.queue import make_broker
 from cpsync.resources import Resources, open_resources
 from cpsync.scheduler import Sleep, process_scheduler
@@ -102,7 +102,9 @@ async def _opened_when_reachable(
         while True:
             try:
                 resources = await stack.enter_async_context(open_resources(settings, clock=clock))
-            except DEPENDENCY_ERRORS as error:
+            except Exception as error:
+                if not is_outage(error):
+                    raise
                 await sleep(outage.failed("open", error))
             else:
                 break
