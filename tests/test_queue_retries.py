@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cpsync.queue import kick, make_broker
+from cpsync.queue import LazyBroker, kick, make_broker
 from cpsync.settings import Settings
 from tests.conftest import REPO_ROOT, delete_rabbitmq_queues
 from tests.retry_tasks import FLAKY, attempts, register
@@ -60,6 +60,25 @@ async def test_in_memory_retries_wait_their_delay(tmp_path: Path) -> None:
     finally:
         await broker.shutdown()
     assert_waited(path)
+
+
+async def test_shutdown_drops_an_in_process_retry_still_waiting(tmp_path: Path) -> None:
+    """In-process work ends with the process: a retry an hour away does not hold it up."""
+    settings = Settings.model_validate(
+        {"broker_url": "memory://", "queue_retry_delay_seconds": 3600}
+    )
+    broker = LazyBroker(make_broker(settings))
+    register(broker.broker)
+    await broker.ensure_started()
+    path = tmp_path / "attempts"
+    await broker.kick(FLAKY, str(path), FAILURES)
+    await wait_for_attempts(path, 1, 60)
+    deadline = time.monotonic() + 60
+    while not getattr(broker.broker, "_waiting", None) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # until the failed attempt has asked for its retry
+    # Far shorter than the retry's delay, far longer than dropping it takes.
+    await asyncio.wait_for(broker.shutdown(finish_seconds=3600), 60)
+    assert len(attempts(path)) == 1
 
 
 @pytest.fixture(params=["redis", "amqp"])

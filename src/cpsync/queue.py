@@ -94,6 +94,8 @@ class LazyBroker:
 
     async def shutdown(self, finish_seconds: float = 10.0) -> None:
         """Let in-process tasks finish (briefly) before the resources they use close."""
+        if isinstance(self.broker, _DelayingMemoryBroker):
+            await self.broker.drop_waiting()
         if isinstance(self.broker, InMemoryBroker):
             await _finish_in_process(self.broker, finish_seconds)
         if self._started and self._owned:
@@ -172,7 +174,7 @@ async def _give_up(jobs: Sequence[_QueuedTask]) -> None:
         try:
             await job.on_unsent()
         except Exception:
-            # The database may be down as well: the 503 still goes out, and says so.
+            # The database may be down as well: the request still answers 503.
             log.exception("queue.unsent.not_recorded task=%s", job.name)
 
 
@@ -223,16 +225,36 @@ def delay_of(labels: Mapping[str, Any]) -> float:
 class _DelayingMemoryBroker(InMemoryBroker):
     """In-process tasks; a delayed retry waits its delay before it runs.
 
-    The wait is one of the broker's running tasks, so shutdown and `wait_idle` see it."""
+    The wait is one of the broker's running tasks, so `wait_idle` waits for the retry;
+    shutdown drops the waits at once (in-process work does not outlive the process)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiting: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     async def kick(self, message: BrokerMessage) -> None:
         delay = delay_of(message.labels)
         if not delay:
             await super().kick(message)
             return
+        if self._closing:  # a task finishing during shutdown asked for a retry
+            log.warning("queue.retries.dropped count=1 task=%s", message.task_name)
+            return
         waiting = asyncio.create_task(self._kick_later(message, delay))
-        self._running_tasks.add(waiting)
-        waiting.add_done_callback(self._running_tasks.discard)
+        for tasks in (self._running_tasks, self._waiting):
+            tasks.add(waiting)
+            waiting.add_done_callback(tasks.discard)
+
+    async def drop_waiting(self) -> None:
+        """Drop the retries waiting, and any asked for from now on (shutdown)."""
+        self._closing = True
+        dropped = [task for task in self._waiting if not task.done()]
+        for task in dropped:
+            task.cancel()
+        await asyncio.gather(*dropped, return_exceptions=True)
+        if dropped:
+            log.warning("queue.retries.dropped count=%d", len(dropped))
 
     async def _kick_later(self, message: BrokerMessage, delay: float) -> None:
         await asyncio.sleep(delay)
