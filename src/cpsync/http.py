@@ -169,9 +169,11 @@ class HttpClient:
         *,
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
+        max_bytes: int | None = None,
     ) -> HttpResponse:
         """Send one request, retrying what is worth retrying, all within the deadline;
-        raise UpstreamError otherwise."""
+        raise UpstreamError otherwise. `max_bytes`: this call's size cap, when not the
+        client's."""
         deadline = self._settings.http_deadline_seconds
         retrying = AsyncRetrying(
             retry=retry_if_exception(self._worth_retrying),
@@ -187,7 +189,7 @@ class HttpClient:
             async with overall:
                 async for attempt in retrying:
                     with attempt:
-                        return await self._send_once(method, url, headers, json_body)
+                        return await self._send_once(method, url, headers, json_body, max_bytes)
         except TimeoutError as exc:
             if not overall.expired():
                 raise
@@ -213,6 +215,7 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
         json_body: Any = None,
+        max_bytes: int | None = None,
     ) -> HttpResponse:
         """One paced, size-capped attempt, within the deadline once paced, that hands back
         any status as a value.
@@ -226,7 +229,10 @@ class HttpClient:
             raise _closing_error(host)
         # Its own task, so that closing the client can cancel it without cancelling
         # the caller, who then gets an error it can record.
-        exchange = asyncio.ensure_future(self._exchange(method, url, headers, content, json_body))
+        limit = self._settings.http_max_response_bytes if max_bytes is None else max_bytes
+        exchange = asyncio.ensure_future(
+            self._exchange(method, url, headers, content, json_body, limit)
+        )
         self._in_flight.add(exchange)
         exchange.add_done_callback(self._in_flight.discard)
         deadline = self._settings.http_deadline_seconds
@@ -251,13 +257,14 @@ class HttpClient:
         headers: Mapping[str, str] | None,
         content: bytes | None,
         json_body: Any,
+        limit: int,
     ) -> HttpResponse:
         host = urlsplit(url).netloc
         try:
             async with self._client.stream(
                 method, url, headers=headers, content=content, json=json_body
             ) as response:
-                body = await self._read_capped(response, url)
+                body = await _read_capped(response, url, limit)
         except httpx.TimeoutException as exc:
             raise RetriableUpstreamError(f"timed out: {host}") from exc
         except httpx.TransportError as exc:
@@ -266,24 +273,17 @@ class HttpClient:
         return HttpResponse(response.status_code, response.headers, body)
 
     async def _send_once(
-        self, method: str, url: str, headers: Mapping[str, str] | None, json_body: Any
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        json_body: Any,
+        max_bytes: int | None,
     ) -> HttpResponse:
-        response = await self.send(method, url, headers=headers, json_body=json_body)
+        response = await self.send(
+            method, url, headers=headers, json_body=json_body, max_bytes=max_bytes
+        )
         return _checked(response, url)
-
-    async def _read_capped(self, response: httpx.Response, url: str) -> bytes:
-        limit = self._settings.http_max_response_bytes
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise ResponseTooLargeError(f"response over {limit} bytes: {url}")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise ResponseTooLargeError(f"response over {limit} bytes: {url}")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _pacer(self, url: str) -> Pacer:
         host = urlsplit(url).netloc
@@ -291,6 +291,20 @@ class HttpClient:
             interval = self._settings.http_min_interval_seconds
             self._pacers[host] = _MinIntervalPacer(interval, self._sleep)
         return self._pacers[host]
+
+
+async def _read_capped(response: httpx.Response, url: str, limit: int) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ResponseTooLargeError(f"response over {limit} bytes: {url}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLargeError(f"response over {limit} bytes: {url}")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _past_deadline(url: str, deadline: float) -> RetriableUpstreamError:

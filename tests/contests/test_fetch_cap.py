@@ -127,3 +127,24 @@ async def test_the_cap_is_a_setting(
         (at_cap,) = await service.refresh(["codeforces"])
         assert at_cap.ok
     assert len(await stored_rows(database)) == 5
+
+
+async def test_an_oversized_answer_is_not_read_and_changes_nothing(
+    service: ContestService, replay: ReplayServer, database: Database, settings: Settings
+) -> None:
+    """The issue's answer: 30,000 contests in several megabytes, refused by its size."""
+    replay.serve("codeforces", json_reply(contest_list(3)))
+    await service.refresh(["codeforces"])
+    before = await stored_rows(database)
+
+    flood = json_reply(contest_list(30_000, first_id=FIRST_ID + 100))
+    limit = settings.platform_max_response_bytes
+    assert len(flood.body) > limit
+    replay.serve("codeforces", flood)
+    (report,) = await service.refresh(["codeforces"])
+
+    url = f"{settings.codeforces_base_url}/api/contest.list?gym=false"
+    assert report.error == f"response over {limit} bytes: {url}"
+    assert await stored_rows(database) == before
+    health = (await service.health(["codeforces"]))["codeforces"]
+    assert (health.last_error, health.consecutive_failures) == (report.error, 1)

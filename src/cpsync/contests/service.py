@@ -73,6 +73,7 @@ class ContestService:
                 self._settings.base_url(name),
                 now,
                 max_contests=self._settings.max_contests_per_platform,
+                max_bytes=self._settings.platform_max_response_bytes,
             )
             report = await self._store(outcome)
             if on_report is not None:

@@ -38,13 +38,19 @@ async def fetch_platform(
     fetched_at: datetime,
     *,
     max_contests: int,
+    max_bytes: int,
 ) -> FetchOutcome:
-    """`max_contests`: an answer with more upcoming contests than this is a failed fetch."""
+    """`max_contests`: an answer with more upcoming contests than this is a failed fetch;
+    so is one longer than `max_bytes`, which is not read any further."""
     outcome = FetchOutcome(platform.name, fetched_at)
     request = platform.request(base_url)
     try:
         response = await http.request(
-            request.method, request.url, headers=request.headers, json_body=request.json_body
+            request.method,
+            request.url,
+            headers=request.headers,
+            json_body=request.json_body,
+            max_bytes=max_bytes,
         )
         result = platform.parse(response.body, fetched_at)
     except (UpstreamError, ParseError) as exc:
