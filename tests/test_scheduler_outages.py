@@ -272,6 +272,7 @@ def test_scheduler_process_rides_out_postgresql_outages(tmp_path: Path) -> None:
                 database.start()
                 alive_after_outage(process, log, 2, client, before)
                 second = [line for line in log.lines if line.startswith(UNAVAILABLE)][1]
-                assert "step=jobs" in second
+                # Met by whichever step reached the database first (the job list, mostly).
+                assert "DBAPIError" in second or "Connect call failed" in second, second
             finally:
                 client.close()
