@@ -72,11 +72,14 @@ def _came_up(process: subprocess.Popen[bytes], port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def patient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """Timeouts that outlast the tests; four connections per client, proxies aside."""
+    """Timeouts that outlast the tests; four connections per client, proxies aside; three
+    requests in flight."""
     settings = {
         "server_max_connections_per_client": "4",
         "server_header_timeout_seconds": "600",
+        "server_body_timeout_seconds": "600",
         "server_keep_alive_seconds": "600",
+        "server_limit_concurrency": "3",
         "trusted_proxies": "127.0.3.0/24",
     }
     with served(tmp_path_factory.mktemp("patient"), **settings) as port:
@@ -85,14 +88,14 @@ def patient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A one-second header timeout; one request in flight at a time.
+    """One second for a request's headers, one for its body.
 
-    Keep-alive outlasts the tests, so only the header timeout closes idle connections.
+    Keep-alive outlasts the tests, so only those timeouts close connections.
     """
     settings = {
         "server_header_timeout_seconds": "1",
+        "server_body_timeout_seconds": "1",
         "server_keep_alive_seconds": "600",
-        "server_limit_concurrency": "1",
     }
     with served(tmp_path_factory.mktemp("strict"), **settings) as port:
         yield port
@@ -234,8 +237,10 @@ def test_trickled_headers_are_cut_off_at_the_header_timeout(strict: int) -> None
         assert healthz(strict, "127.0.0.5") == 200
 
 
-def trickle_until_closed(socks: list[socket.socket]) -> dict[socket.socket, bytes]:
-    """Send one header line per socket every tenth of a second until the server closes each."""
+def trickle_until_closed(
+    socks: list[socket.socket], drip: bytes = b"X-Drip: 1\r\n"
+) -> dict[socket.socket, bytes]:
+    """Send `drip` on each socket every tenth of a second until the server closes each."""
     closed: dict[socket.socket, bytes] = {}
     deadline = time.monotonic() + PATIENCE
     while len(closed) < len(socks) and time.monotonic() < deadline:
@@ -246,25 +251,54 @@ def trickle_until_closed(socks: list[socket.socket]) -> dict[socket.socket, byte
         for sock in open_socks:
             if sock not in closed:
                 try:
-                    sock.sendall(b"X-Drip: 1\r\n")
+                    sock.sendall(drip)
                 except OSError:
                     closed[sock] = received_until_closed(sock)
     return closed
 
 
-def test_requests_in_flight_beyond_the_limit_get_503(strict: int) -> None:
-    with connect(strict, "127.0.0.7") as slow:
-        # A form post whose body never comes keeps its request in flight.
-        slow.sendall(
-            b"POST /signin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 10\r\n\r\n"
-        )
+def test_a_trickled_body_is_cut_off_at_the_body_timeout(strict: int) -> None:
+    with connect(strict, "127.0.0.9") as sock:
+        sock.sendall(STALLED_POST)
+        closed = trickle_until_closed([sock], b"e")
+        assert closed == {sock: b""}
+        assert healthz(strict, "127.0.0.9") == 200
+
+
+STALLED_POST = (
+    b"POST /signin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+    b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n"
+)
+
+
+def test_requests_in_flight_beyond_the_limit_get_503(patient: int) -> None:
+    with ExitStack() as stack:
+        # Form posts whose bodies have not come stay in flight. With `Expect: 100-continue`
+        # the server says when each is running and waiting for its body.
+        stalled = [stack.enter_context(connect(patient, "127.0.0.7")) for _ in range(3)]
+        for sock in stalled:
+            sock.sendall(STALLED_POST.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n"))
+            assert received_until(sock, b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+
+        assert healthz(patient, "127.0.0.8") == 503
+
+        for sock in stalled:
+            sock.sendall(b"email=" + b"a" * 994)  # the rest of the promised 1000 bytes
+            answer = received_until_closed(sock)
+            assert answer.startswith(b"HTTP/1.1 ")
+            assert not answer.startswith(b"HTTP/1.1 503 ")
         deadline = time.monotonic() + PATIENCE
-        while healthz(strict, "127.0.0.8") != 503:
-            assert time.monotonic() < deadline, "the stalled request never counted"
+        while healthz(patient, "127.0.0.8") != 200:  # finished requests leave the count
+            assert time.monotonic() < deadline, "the finished requests still counted"
             time.sleep(0.05)
-        slow.sendall(b"email=abcd")  # the ten bytes promised
-        assert received_until_closed(slow).startswith(b"HTTP/1.1 ")
-        while healthz(strict, "127.0.0.8") != 200:  # the finished request leaves the count
-            assert time.monotonic() < deadline, "the finished request still counted"
-            time.sleep(0.05)
+
+
+def received_until(sock: socket.socket, marker: bytes) -> bytes:
+    """Bytes from the server up to and including the first `marker`."""
+    received = b""
+    sock.settimeout(PATIENCE)
+    while marker not in received:
+        chunk = sock.recv(1)  # byte by byte: nothing past the marker is consumed
+        assert chunk, f"the server closed the connection after {received!r}"
+        received += chunk
+    return received

@@ -6,14 +6,13 @@ connections against `limit_concurrency`, so a couple of hundred connections that
 nothing, or trickle a header line now and then, get everyone else a 503. Here:
 
 - a connection must deliver complete request headers within `header_timeout` seconds of
-  connecting, or of the end of its previous response, else it is closed;
+  connecting, or of the end of its previous response, and then the request's body within
+  `body_timeout` seconds, else it is closed;
 - a peer address may hold at most `max_per_client` connections; one more is closed at
   once. The cap is per TCP peer: a trusted reverse proxy (`CPSYNC_TRUSTED_PROXIES`) is
   exempt, since all its clients share its address and it caps each of them itself
   (see deploy/nginx.conf);
 - `limit_concurrency` counts requests in flight only; beyond it a request gets 503.
-
-Request bodies are not timed here: the buffering proxy in front reads them.
 """
 
 from __future__ import annotations
@@ -41,12 +40,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ConnectionGuard:
-    """What every connection of one server shares: the limits and the open count per peer."""
+    """What one server's connections share: limits, connections per peer, requests in flight."""
 
     header_timeout: float
+    body_timeout: float
     max_per_client: int
     trusted_proxies: Sequence[IPNetwork] = ()
     open_by_peer: Counter[str] = field(default_factory=Counter)
+    requests_in_flight: int = 0
     # Peers told about once per spell at the cap, so a flood writes one line, not thousands.
     reported: set[str] = field(default_factory=set)
 
@@ -54,6 +55,7 @@ class ConnectionGuard:
     def from_settings(cls, settings: Settings) -> ConnectionGuard:
         return cls(
             header_timeout=settings.server_header_timeout_seconds,
+            body_timeout=settings.server_body_timeout_seconds,
             max_per_client=settings.server_max_connections_per_client,
             trusted_proxies=parse_trusted_proxies(settings.trusted_proxies),
         )
@@ -95,7 +97,8 @@ class GuardedH11Protocol(H11Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self._header_deadline: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline_for: type[h11.IDLE] | type[h11.SEND_BODY] | None = None
         self._counted_peer: str | None = None
         # uvicorn's own check counts open connections too, idle ones included.
         self.limit_concurrency = None
@@ -111,10 +114,10 @@ class GuardedH11Protocol(H11Protocol):
                 transport.close()
                 return
             self._counted_peer = peer
-        self._watch_headers()
+        self._watch_client()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_header_deadline()
+        self._stop_deadline()
         if self._counted_peer is not None:
             self.guard.release(self._counted_peer)
             self._counted_peer = None
@@ -122,43 +125,55 @@ class GuardedH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        self._watch_headers()
+        self._watch_client()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self._watch_headers()
+        self._watch_client()
 
     async def _app_within_limit(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        # This request's own task is already among the server's tasks.
-        if self._requests_limit is not None and len(self.tasks) > self._requests_limit:
+        # Counted here, not from the server's task set: requests arriving together all
+        # have their tasks before any runs, and would all see themselves over the limit.
+        guard = self.guard
+        if self._requests_limit is not None and guard.requests_in_flight >= self._requests_limit:
             log.warning("server.requests.over_limit limit=%d", self._requests_limit)
             await service_unavailable(scope, receive, send)
             return
-        await self._inner_app(scope, receive, send)
+        guard.requests_in_flight += 1
+        try:
+            await self._inner_app(scope, receive, send)
+        finally:
+            guard.requests_in_flight -= 1
 
-    def _watch_headers(self) -> None:
-        """Keep the header deadline running exactly while the next request's headers are due.
+    def _watch_client(self) -> None:
+        """Keep a deadline running exactly while the request's headers or body are due.
 
         h11 reports the client IDLE from the connection's start, and again once a response
-        has gone out and the next cycle began, until a request's headers are complete.
+        has gone out and the next cycle began, until a request's headers are complete;
+        then SEND_BODY until its body is.
         """
-        waiting = self.conn.their_state is h11.IDLE and not self.transport.is_closing()
-        if not waiting:
-            self._stop_header_deadline()
-        elif self._header_deadline is None:
-            timeout = self.guard.header_timeout
-            self._header_deadline = self.loop.call_later(timeout, self._headers_overdue)
+        state = self.conn.their_state
+        if self.transport.is_closing() or state not in (h11.IDLE, h11.SEND_BODY):
+            self._stop_deadline()
+        elif state is not self._deadline_for:
+            self._stop_deadline()
+            timeout = self.guard.header_timeout if state is h11.IDLE else self.guard.body_timeout
+            self._deadline = self.loop.call_later(timeout, self._overdue)
+            self._deadline_for = state
 
-    def _stop_header_deadline(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = None
+        self._deadline_for = None
 
-    def _headers_overdue(self) -> None:
-        self._header_deadline = None
-        log.debug("server.headers.timeout peer=%s", self._counted_peer)
+    def _overdue(self) -> None:
+        log.debug(
+            "server.request.timeout peer=%s waiting=%s", self._counted_peer, self._deadline_for
+        )
+        self._deadline = None
         self.transport.close()
 
 
