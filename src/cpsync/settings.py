@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     # up to `scheduler_backoff_max_seconds`; a step of a tick slower than its timeout counts
     # as an outage (a stalled Redis would otherwise hold the loop forever).
     scheduler_tick_seconds: float = Field(default=5.0, gt=0)
-    scheduler_backoff_max_seconds: float = Field(default=30.0, gt=0)
+    scheduler_backoff_max_seconds: float = Field(default=15.0, gt=0)
     scheduler_step_timeout_seconds: float = Field(default=30.0, gt=0)
     # Workers and schedulers say they are alive this often; three missed beats and /readyz
     # reports their kind missing.
