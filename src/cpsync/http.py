@@ -154,6 +154,8 @@ class HttpClient:
 
     async def aclose(self) -> None:
         self.cancel_in_flight()
+        # Their connections unwind before the pool that holds them closes.
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
         await self._client.aclose()
 
     def cancel_in_flight(self) -> None:
