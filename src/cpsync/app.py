@@ -28,6 +28,7 @@ from sqlalchemy import text
 from cpsync.accounts.api import router as accounts_api
 from cpsync.accounts.crypto import load_keyring, load_secret_key
 from cpsync.accounts.csrf import AnonymousCsrf
+from cpsync.accounts.deps import AccountsWeb
 from cpsync.accounts.repository import AccountRepository
 from cpsync.accounts.routes import router as accounts_router
 from cpsync.accounts.sessions import SessionPolicy
@@ -94,8 +95,6 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
             app.state.resources = resources
             app.state.cpsync = AppContext(
                 resources=resources,
-                policy=policy,
-                anon_csrf=AnonymousCsrf(secret_key),
                 flash=FlashMessages(secret_key, secure=policy.secure_cookies),
                 templates=create_templates({"platform_labels": PLATFORM_LABELS}),
             )
@@ -119,6 +118,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    AccountsWeb(policy, AnonymousCsrf(secret_key)).install(app)
     app.include_router(contest_pages)
     app.include_router(accounts_router)
     app.include_router(accounts_api)

@@ -29,7 +29,15 @@ from cpsync.students.models import Student, StudentRating, StudentSyncRun
 from tests.accounts.conftest import link_in, messages_to
 from tests.recordings import RECORDED_AT, MutableClock
 from tests.smtp_receiver import Inbox
-from tests.web.conftest import PASSWORD, WebClient, create_user, csrf_of, make_client, sign_in
+from tests.web.conftest import (
+    PASSWORD,
+    WebClient,
+    accounts_of,
+    create_user,
+    csrf_of,
+    make_client,
+    sign_in,
+)
 
 OWNED = (
     UserSession,
@@ -329,7 +337,7 @@ async def test_an_account_without_password_confirms_deletion_by_typing_its_addre
 ) -> None:
     context = app.state.cpsync
     async with context.db.session() as session:
-        accounts = context.accounts(session)
+        accounts = accounts_of(app, session)
         user = await accounts.create_user("g@example.com", None)  # signs in with Google
         cookie = await accounts.start_session(user)
         await session.commit()

@@ -83,7 +83,7 @@ async def test_sign_in_creates_an_account_and_keeps_the_refresh_token_encrypted(
     assert link.subject == "1001"
     assert link.refresh_token_encrypted
     assert "refresh" not in link.refresh_token_encrypted
-    keyring = google_app.state.cpsync.keyring
+    keyring = google_app.state.resources.keyring
     assert keyring.decrypt(link.refresh_token_encrypted, REFRESH_TOKEN_PURPOSE).startswith(
         "1//refresh-"
     )

@@ -71,7 +71,7 @@ async def test_deleting_an_account_revokes_its_google_grant(
         assert (await http.get(consent(await start(http), "allow"))).status_code == 303
         [link] = await links(google_app)
         assert link.refresh_token_encrypted is not None
-        keyring = google_app.state.cpsync.keyring
+        keyring = google_app.state.resources.keyring
         refresh_token = keyring.decrypt(link.refresh_token_encrypted, REFRESH_TOKEN_PURPOSE)
         page = await http.get("/account")
         answer = await http.post(

@@ -19,7 +19,7 @@ from cpsync.cli import Runtime
 from cpsync.cli import app as cli
 from cpsync.settings import Settings
 from tests.recordings import MutableClock
-from tests.web.conftest import make_client
+from tests.web.conftest import accounts_of, make_client
 
 runner = CliRunner()
 
@@ -37,7 +37,7 @@ async def _seed_secrets(app: FastAPI) -> tuple[str, str]:
     """A user with a feed token and a Google refresh token; returns (feed path, refresh token)."""
     context = app.state.cpsync
     async with context.db.session() as session:
-        accounts = context.accounts(session)
+        accounts = accounts_of(app, session)
         user = await accounts.sign_in_with_google(
             GoogleProfile("42", "ada@example.com", True, "Ada"),
             "1//the-refresh-token",
@@ -51,7 +51,9 @@ async def _seed_secrets(app: FastAPI) -> tuple[str, str]:
                 kind="caldav",
                 target="https://dav.example/cal/",
                 username="ada",
-                secret_encrypted=context.keyring.encrypt("app-password", "calendar_links.secret"),
+                secret_encrypted=context.resources.keyring.encrypt(
+                    "app-password", "calendar_links.secret"
+                ),
                 created_at=now,
                 updated_at=now,
             )
@@ -83,7 +85,7 @@ async def test_rotate_re_encrypts_everything_under_the_newest_key(
     )
     app = create_app(new_only, clock=clock)
     async with app.router.lifespan_context(app):
-        keyring = app.state.cpsync.keyring
+        keyring = app.state.resources.keyring
         async with app.state.cpsync.db.session() as session:
             link = await session.scalar(select(OAuthLink))
             token_row = await session.scalar(select(FeedToken))

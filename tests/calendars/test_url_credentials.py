@@ -103,7 +103,7 @@ async def test_credentials_in_the_address_are_encrypted_and_shown_nowhere(
     assert link.target == clean
     assert link.username == "alice"
     assert PASSWORD not in link.secret_encrypted
-    keyring: KeyRing = app.state.cpsync.keyring
+    keyring: KeyRing = app.state.resources.keyring
     assert keyring.decrypt(link.secret_encrypted, PURPOSE) == PASSWORD
 
     listed = await client.get("/api/v1/calendars")

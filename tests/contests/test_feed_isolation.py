@@ -17,7 +17,7 @@ from cpsync.app import create_app
 from cpsync.db import Database
 from cpsync.settings import Settings
 from tests.recordings import RECORDED_AT, MutableClock
-from tests.web.conftest import WebClient, add_contest, make_client
+from tests.web.conftest import WebClient, accounts_of, add_contest, make_client
 
 SOON = RECORDED_AT + timedelta(days=1)
 
@@ -51,7 +51,7 @@ async def bad_key(app: FastAPI) -> str:
 async def feed_path(app: FastAPI) -> str:
     context = app.state.cpsync
     async with context.db.session() as session:
-        accounts = context.accounts(session)
+        accounts = accounts_of(app, session)
         user = await accounts.create_user("ada@example.com", None)
         token = accounts.reveal_feed_token(await accounts.feed_token(user))
         await session.commit()

@@ -12,9 +12,11 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cpsync.accounts import passwords
 from cpsync.accounts.models import Role, User
+from cpsync.accounts.service import AccountService
 from cpsync.app import create_app
 from cpsync.contests.models import Contest
 from cpsync.db import Database
@@ -73,12 +75,18 @@ def csrf_of(page: httpx.Response) -> str:
     return match.group(1)
 
 
+def accounts_of(app: FastAPI, session: AsyncSession) -> AccountService:
+    """The accounts service the app's routes use, on the test's own session."""
+    service: AccountService = app.state.accounts.service(session, app.state.resources)
+    return service
+
+
 async def create_user(
     app: FastAPI, email: str, role: Role = Role.MEMBER, password: str = PASSWORD
 ) -> User:
     context = app.state.cpsync
     async with context.db.session() as session:
-        user = await context.accounts(session).create_user(email, password, role)
+        user = await accounts_of(app, session).create_user(email, password, role)
         await session.commit()
         return user
 

@@ -23,16 +23,15 @@ from cpsync.accounts.deps import (
     CurrentUser,
     MailerDep,
     VisitorDep,
+    set_session_cookie,
 )
 from cpsync.accounts.mail import deliver
 from cpsync.accounts.models import User
 from cpsync.accounts.schemas import ChangePasswordForm, EmailForm, NewPasswordForm, field_errors
 from cpsync.accounts.service import AccountError
-from cpsync.accounts.sessions import SESSION_COOKIE
 from cpsync.calendars.web import CalendarWebDep
-from cpsync.web.deps import ContextDep, SessionDep
+from cpsync.web.deps import SessionDep
 from cpsync.web.flash import flash_redirect
-from cpsync.web.middleware import cookie_header, queue_cookie
 from cpsync.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[CsrfProtected])
@@ -199,7 +198,6 @@ def _link_problem(request: Request, kind: str, exc: InvalidLinkError) -> Respons
 async def delete_account(
     request: Request,
     background: BackgroundTasks,
-    context: ContextDep,
     session: SessionDep,
     admin: AdministrationDep,
     calendars: CalendarWebDep,
@@ -213,8 +211,5 @@ async def delete_account(
     except AccountError as exc:
         return await _account_page(request, user, None, exc.status_code, exc.message)
     await delete_everything(request, session, admin, calendars, background, user)
-    policy = context.policy
-    queue_cookie(
-        request.state, cookie_header(SESSION_COOKIE, "", max_age=0, secure=policy.secure_cookies)
-    )
+    set_session_cookie(request, "")
     return flash_redirect(request, "/signin", ACCOUNT_DELETED)

@@ -13,12 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cpsync.accounts import google
 from cpsync.accounts.administration import Administration
-from cpsync.accounts.deps import AccountsDep, AdministrationDep, AdminUser, CsrfProtected, MailerDep
+from cpsync.accounts.deps import (
+    AccountsDep,
+    AdministrationDep,
+    AdminUser,
+    CsrfProtected,
+    MailerDep,
+    set_session_cookie,
+)
 from cpsync.accounts.mail import deliver
 from cpsync.accounts.models import Role, SignupMode, User
 from cpsync.accounts.schemas import InviteForm, RoleForm, field_errors
 from cpsync.accounts.service import AccountError, AccountService
-from cpsync.accounts.sessions import SESSION_COOKIE
 from cpsync.cache import CacheError
 from cpsync.calendars.web import CalendarWeb, CalendarWebDep
 from cpsync.contests.service import platform_health, refresh_running
@@ -27,7 +33,6 @@ from cpsync.jobs import recent_jobs
 from cpsync.web.context import AppContext
 from cpsync.web.deps import ContextDep, SessionDep
 from cpsync.web.flash import flash_redirect
-from cpsync.web.middleware import cookie_header, queue_cookie
 from cpsync.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[CsrfProtected])
@@ -129,16 +134,8 @@ async def set_role(
         return await _refused(request, context, session, accounts, admin, user_id, exc)
     if changed.id == admin_user.id:
         # The admin's own sessions ended with the change; carry on under a new session id.
-        _new_session_cookie(request, context, await accounts.start_session(changed))
+        set_session_cookie(request, await accounts.start_session(changed))
     return RedirectResponse("/admin", status_code=303)
-
-
-def _new_session_cookie(request: Request, context: AppContext, token: str) -> None:
-    policy = context.policy
-    cookie = cookie_header(
-        SESSION_COOKIE, token, max_age=policy.cookie_max_age(), secure=policy.secure_cookies
-    )
-    queue_cookie(request.state, cookie)
 
 
 @router.post("/admin/users/{user_id}/disable")

@@ -9,23 +9,69 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cpsync.accounts.administration import Administration
 from cpsync.accounts.credentials import CredentialService, MailPolicy
-from cpsync.accounts.csrf import FORM_FIELD, HEADER, SAFE_METHODS, CsrfError, tokens_match
+from cpsync.accounts.csrf import (
+    FORM_FIELD,
+    HEADER,
+    SAFE_METHODS,
+    AnonymousCsrf,
+    CsrfError,
+    tokens_match,
+)
 from cpsync.accounts.mail import AccountMail
 from cpsync.accounts.models import Role, SignupMode, User
 from cpsync.accounts.service import AccountService, ForbiddenError, NotSignedInError
-from cpsync.accounts.sessions import PRESESSION_COOKIE, SESSION_COOKIE
+from cpsync.accounts.sessions import PRESESSION_COOKIE, SESSION_COOKIE, SessionPolicy
 from cpsync.notify.email import Mailer, mailer_from_url
-from cpsync.web.context import AppContext
+from cpsync.resources import Resources
 from cpsync.web.deps import ContextDep, SessionDep
 from cpsync.web.middleware import cookie_header, queue_cookie
 
 
-def get_accounts(context: ContextDep, session: SessionDep) -> AccountService:
-    return context.accounts(session)
+@dataclass(frozen=True, slots=True)
+class AccountsWeb:
+    """What the app factory builds once for this domain: the session cookies' policy and
+    the signed CSRF tokens of visitors who are not signed in."""
+
+    policy: SessionPolicy
+    anon_csrf: AnonymousCsrf
+
+    def install(self, app: FastAPI) -> None:
+        app.state.accounts = self
+
+    def service(self, session: AsyncSession, resources: Resources) -> AccountService:
+        return AccountService(session, resources.keyring, self.policy, resources.clock)
+
+
+def get_accounts_web(request: Request) -> AccountsWeb:
+    web: AccountsWeb = request.app.state.accounts
+    return web
+
+
+AccountsWebDep = Annotated[AccountsWeb, Depends(get_accounts_web)]
+
+
+def set_cookie(
+    request: Request, name: str, value: str, max_age: int | None, path: str = "/"
+) -> None:
+    """Queue a cookie on the response; Secure when the deployment's policy says so."""
+    secure = get_accounts_web(request).policy.secure_cookies
+    cookie = cookie_header(name, value, max_age=max_age, secure=secure, path=path)
+    queue_cookie(request.state, cookie)
+
+
+def set_session_cookie(request: Request, token: str) -> None:
+    """The signed-in session's cookie; an empty token ends it in the browser."""
+    max_age = get_accounts_web(request).policy.cookie_max_age() if token else 0
+    set_cookie(request, SESSION_COOKIE, token, max_age)
+
+
+def get_accounts(context: ContextDep, web: AccountsWebDep, session: SessionDep) -> AccountService:
+    return web.service(session, context.resources)
 
 
 AccountsDep = Annotated[AccountService, Depends(get_accounts)]
@@ -38,31 +84,26 @@ class Visitor:
     csrf_token: str
 
 
-async def get_visitor(request: Request, context: ContextDep, accounts: AccountsDep) -> Visitor:
+async def get_visitor(request: Request, web: AccountsWebDep, accounts: AccountsDep) -> Visitor:
     token = request.cookies.get(SESSION_COOKIE)
     active = await accounts.resume_session(token) if token else None
     if active is not None:
         visitor = Visitor(active.user, token, active.session.csrf_token)
     else:
-        visitor = Visitor(None, None, _anonymous_csrf(request, context))
+        visitor = Visitor(None, None, _anonymous_csrf(request, web))
     request.state.visitor = visitor
     return visitor
 
 
-def _anonymous_csrf(request: Request, context: AppContext) -> str:
-    presession = context.anon_csrf.presession_id(request.cookies.get(PRESESSION_COOKIE))
+def _anonymous_csrf(request: Request, web: AccountsWeb) -> str:
+    presession = web.anon_csrf.presession_id(request.cookies.get(PRESESSION_COOKIE))
     if presession is None:
-        cookie = context.anon_csrf.new_cookie()
-        presession = context.anon_csrf.presession_id(cookie)
+        cookie = web.anon_csrf.new_cookie()
+        presession = web.anon_csrf.presession_id(cookie)
         assert presession is not None
-        queue_cookie(
-            request.state,
-            cookie_header(
-                PRESESSION_COOKIE, cookie, max_age=None, secure=context.policy.secure_cookies
-            ),
-        )
+        set_cookie(request, PRESESSION_COOKIE, cookie, max_age=None)
         request.state.new_presession = True
-    return context.anon_csrf.token_for(presession)
+    return web.anon_csrf.token_for(presession)
 
 
 VisitorDep = Annotated[Visitor, Depends(get_visitor)]

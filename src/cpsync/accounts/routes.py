@@ -20,6 +20,8 @@ from cpsync.accounts.deps import (
     CurrentUser,
     MailerDep,
     VisitorDep,
+    set_cookie,
+    set_session_cookie,
 )
 from cpsync.accounts.mail import deliver
 from cpsync.accounts.models import SignupMode, User
@@ -30,11 +32,9 @@ from cpsync.accounts.service import (
     AccountService,
     GoogleSignInError,
 )
-from cpsync.accounts.sessions import PRESESSION_COOKIE, SESSION_COOKIE
-from cpsync.web.context import AppContext
+from cpsync.accounts.sessions import PRESESSION_COOKIE
 from cpsync.web.deps import ContextDep
 from cpsync.web.flash import flash_redirect
-from cpsync.web.middleware import cookie_header, queue_cookie
 from cpsync.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[CsrfProtected])
@@ -51,23 +51,8 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def _set_cookie(
-    request: Request,
-    context: AppContext,
-    name: str,
-    value: str,
-    max_age: int | None,
-    path: str = "/",
-) -> None:
-    secure = context.policy.secure_cookies
-    queue_cookie(
-        request.state, cookie_header(name, value, max_age=max_age, secure=secure, path=path)
-    )
-
-
 async def _signed_in(
     request: Request,
-    context: AppContext,
     accounts: AccountService,
     user: User,
     replacing: str | None,
@@ -75,8 +60,8 @@ async def _signed_in(
 ) -> Response:
     """A new session id for this sign-in; whatever session the browser had ends."""
     token = await accounts.start_session(user, replacing=replacing)
-    _set_cookie(request, context, SESSION_COOKIE, token, context.policy.cookie_max_age())
-    _set_cookie(request, context, PRESESSION_COOKIE, "", 0)
+    set_session_cookie(request, token)
+    set_cookie(request, PRESESSION_COOKIE, "", 0)
     return RedirectResponse(safe_next(target), status_code=303)
 
 
@@ -126,7 +111,6 @@ async def _signup_page(
 async def signup(
     request: Request,
     background: BackgroundTasks,
-    context: ContextDep,
     accounts: AccountsDep,
     credentials: CredentialsDep,
     mailer: MailerDep,
@@ -151,7 +135,7 @@ async def signup(
     background.add_task(deliver, mailer, result.emails)
     if result.signed_in is not None:
         return await _signed_in(
-            request, context, accounts, result.signed_in, visitor.session_token, HOME_AFTER_SIGNIN
+            request, accounts, result.signed_in, visitor.session_token, HOME_AFTER_SIGNIN
         )
     # The same answer whether or not the address already had an account (no enumeration).
     if credentials.email_enabled:
@@ -198,9 +182,7 @@ async def signin_page(
 
 
 @router.post("/signin")
-async def signin(
-    request: Request, context: ContextDep, accounts: AccountsDep, visitor: VisitorDep
-) -> Response:
+async def signin(request: Request, accounts: AccountsDep, visitor: VisitorDep) -> Response:
     submitted = _form_values(await request.form(), ("email", "password", "next"))
     shown = {"email": submitted["email"], "next": submitted["next"]}
     try:
@@ -214,25 +196,23 @@ async def signin(
     if user.disabled:
         # Said only after the right password: it reveals nothing to a guesser.
         return await _signin_page(request, accounts, {"form": DISABLED_MESSAGE}, shown, 403)
-    return await _signed_in(request, context, accounts, user, visitor.session_token, form.next)
+    return await _signed_in(request, accounts, user, visitor.session_token, form.next)
 
 
 @router.post("/signout")
-async def signout(
-    request: Request, context: ContextDep, accounts: AccountsDep, visitor: VisitorDep
-) -> Response:
+async def signout(request: Request, accounts: AccountsDep, visitor: VisitorDep) -> Response:
     if visitor.session_token:
         await accounts.end_session(visitor.session_token)
-    _set_cookie(request, context, SESSION_COOKIE, "", 0)
+    set_session_cookie(request, "")
     return RedirectResponse("/", status_code=303)
 
 
 @router.post("/signout/everywhere")
 async def signout_everywhere(
-    request: Request, context: ContextDep, accounts: AccountsDep, user: CurrentUser
+    request: Request, accounts: AccountsDep, user: CurrentUser
 ) -> Response:
     await accounts.end_all_sessions(user.id)
-    _set_cookie(request, context, SESSION_COOKIE, "", 0)
+    set_session_cookie(request, "")
     return RedirectResponse("/signin", status_code=303)
 
 
@@ -242,9 +222,7 @@ async def google_start(request: Request, context: ContextDep, next: str = "") ->
         raise GoogleSignInError("Google sign-in is not configured here.", status_code=404)
     url, state = await google.begin(context.settings, context.cache, safe_next(next))
     # Binds the attempt to this browser: a callback carrying someone else's state fails.
-    _set_cookie(
-        request, context, google.STATE_COOKIE, state, google.STATE_TTL_SECONDS, path="/auth/google"
-    )
+    set_cookie(request, google.STATE_COOKIE, state, google.STATE_TTL_SECONDS, path="/auth/google")
     return RedirectResponse(url, status_code=302)
 
 
@@ -262,7 +240,7 @@ async def google_callback(
     if not context.settings.google_enabled:
         raise GoogleSignInError("Google sign-in is not configured here.", status_code=404)
     browser_state = request.cookies.get(google.STATE_COOKIE)
-    _set_cookie(request, context, google.STATE_COOKIE, "", 0, path="/auth/google")
+    set_cookie(request, google.STATE_COOKIE, "", 0, path="/auth/google")
     pending = await google.take_state(context.cache, state) if state else None
     if pending is None or not tokens_match(browser_state, state):
         message = (
@@ -285,9 +263,7 @@ async def google_callback(
         )
     except GoogleSignInError as exc:
         return await _signin_page(request, accounts, {"google": exc.message}, {}, 400)
-    return await _signed_in(
-        request, context, accounts, user, visitor.session_token, pending.next_url
-    )
+    return await _signed_in(request, accounts, user, visitor.session_token, pending.next_url)
 
 
 # The account page, verification, reset and password change live beside sign-in;

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cpsync.accounts.deps import AccountsWebDep
 from cpsync.accounts.models import Preferences
 from cpsync.accounts.preferences import matches
 from cpsync.accounts.service import default_preferences, filters_of
@@ -68,9 +69,13 @@ def _latest(moments: Sequence[datetime]) -> datetime:
     summary="A user's personal calendar feed",
 )
 async def personal_feed(
-    token: str, request: Request, context: ContextDep, session: ReadSessionDep
+    token: str,
+    request: Request,
+    context: ContextDep,
+    web: AccountsWebDep,
+    session: ReadSessionDep,
 ) -> Response:
-    owner = await context.accounts(session).owner_of_feed_token(token)
+    owner = await web.service(session, context.resources).owner_of_feed_token(token)
     if owner is None:
         # Do a hit's work before answering, so the time taken says nothing about the token.
         decoy = default_preferences(0, context.clock())

@@ -1,17 +1,13 @@
-"""What the web app holds beside the process's `Resources`: the cookie and template
-machinery, built once by the app factory. Resources are reached through it."""
+"""What the web app holds beside the process's `Resources`: the flash-message cookies and
+the templates, built once by the app factory. Resources are reached through it; what a
+domain needs per app (the accounts' session policy, say) it keeps in its own deps."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from cpsync.accounts.crypto import KeyRing
-from cpsync.accounts.csrf import AnonymousCsrf
-from cpsync.accounts.service import AccountService
-from cpsync.accounts.sessions import SessionPolicy
 from cpsync.cache import Cache
 from cpsync.clock import Clock
 from cpsync.db import Database
@@ -23,8 +19,6 @@ from cpsync.web.flash import FlashMessages
 @dataclass(slots=True)
 class AppContext:
     resources: Resources
-    policy: SessionPolicy
-    anon_csrf: AnonymousCsrf
     flash: FlashMessages
     templates: Jinja2Templates
 
@@ -43,10 +37,3 @@ class AppContext:
     @property
     def cache(self) -> Cache:
         return self.resources.cache
-
-    @property
-    def keyring(self) -> KeyRing:
-        return self.resources.keyring
-
-    def accounts(self, session: AsyncSession) -> AccountService:
-        return AccountService(session, self.keyring, self.policy, self.clock)
