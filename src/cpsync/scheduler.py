@@ -138,7 +138,7 @@ class Scheduler:
         tick_seconds: float = 5.0,
         grace: timedelta = timedelta(minutes=10),
         on_fault: FaultHook | None = None,
-        backoff_max_seconds: float = 30.0,
+        backoff_max_seconds: float = 15.0,
         step_timeout_seconds: float = 30.0,
         heartbeats: Heartbeats | None = None,
         sleep: Sleep = asyncio.sleep,
