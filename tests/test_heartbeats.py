@@ -4,7 +4,7 @@ page report a kind none of whose processes beat lately (issue 14 item 7)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -45,10 +45,10 @@ async def test_a_map_keeps_each_field_and_expires_as_a_whole(cache: Cache) -> No
     assert await eventually(lambda: cache.fields("short"), {})
 
 
-async def eventually(read: Callable[[], object], expected: object) -> bool:
+async def eventually(read: Callable[[], Awaitable[object]], expected: object) -> bool:
     """Polls a state change; the deadline is only a safety net for a loaded machine."""
     for _ in range(1000):
-        if await read() == expected:  # type: ignore[misc]
+        if await read() == expected:
             return True
         await asyncio.sleep(0.01)
     return False
