@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from sqlalchemy import text
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from cpsync.accounts.api import router as accounts_api
 from cpsync.accounts.crypto import load_keyring, load_secret_key
@@ -50,14 +51,13 @@ from cpsync.web.deps import ContextDep
 from cpsync.web.errors import install_error_handlers
 from cpsync.web.flash import FlashMessages
 from cpsync.web.middleware import (
-    ClientIpMiddleware,
     HeadAsGetMiddleware,
     PendingCookiesMiddleware,
     RateLimitMiddleware,
     RequestLimitsMiddleware,
     SecurityHeadersMiddleware,
     TimeoutMiddleware,
-    parse_trusted_proxies,
+    trusted_hosts,
 )
 from cpsync.web.ratelimit import CacheWindowLimiter
 from cpsync.web.templating import STATIC_DIR, create_templates
@@ -181,7 +181,9 @@ def _install_middleware(
         max_header_bytes=settings.max_header_bytes,
         max_request_line_bytes=settings.max_request_line_bytes,
     )
-    app.add_middleware(ClientIpMiddleware, trusted=parse_trusted_proxies(settings.trusted_proxies))
+    app.add_middleware(
+        ProxyHeadersMiddleware, trusted_hosts=trusted_hosts(settings.trusted_proxies)
+    )
     app.add_middleware(
         SecurityHeadersMiddleware,
         hsts=settings.public_url.startswith("https://"),

@@ -343,7 +343,7 @@ def serve(
         web,
         host=host,
         port=port,
-        proxy_headers=False,  # cpsync reads X-Forwarded-For itself, for trusted proxies only
+        proxy_headers=False,  # the app installs ProxyHeadersMiddleware for CPSYNC_TRUSTED_PROXIES
         server_header=False,
         # Idle and trickling connections must not starve everyone else (cpsync.web.server).
         http=guarded_protocol(ConnectionGuard.from_settings(settings)),

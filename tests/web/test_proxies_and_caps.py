@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from starlette.types import Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from cpsync.app import create_app
 from cpsync.settings import Settings
-from cpsync.web.middleware import client_ip, parse_trusted_proxies
+from cpsync.web.middleware import trusted_hosts
 from tests.net import free_port
 from tests.recordings import MutableClock
 from tests.web.conftest import csrf_of, make_client
@@ -44,20 +46,56 @@ async def limited_app(
         yield application
 
 
+async def client_seen(peer: str, forwarded: list[str], trusted: str) -> str:
+    """The client address the app's routes and rate limits see, with the proxy
+    middleware configured as app.py does."""
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["client"][0])
+
+    middleware = ProxyHeadersMiddleware(app, trusted_hosts=trusted_hosts(trusted))
+    headers = [(b"x-forwarded-for", value.encode()) for value in forwarded]
+    scope = {"type": "http", "client": (peer, 40000), "headers": headers}
+
+    async def nothing() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def ignore(message: Message) -> None:
+        return None
+
+    await middleware(scope, nothing, ignore)  # type: ignore[arg-type]
+    return seen[0]
+
+
 @pytest.mark.parametrize(
-    ("peer", "forwarded", "expected"),
+    ("peer", "forwarded", "trusted", "expected"),
     [
+        ("203.0.113.9", ["1.2.3.4"], "", "203.0.113.9"),  # no proxies trusted: header ignored
+        ("203.0.113.9", ["1.2.3.4"], "10.0.0.0/8", "203.0.113.9"),  # peer is not a proxy
+        ("10.0.0.2", ["198.51.100.7"], "10.0.0.0/8", "198.51.100.7"),
+        ("10.0.0.2", ["6.6.6.6, 198.51.100.7"], "10.0.0.0/8", "198.51.100.7"),  # spoofed left part
+        ("10.0.0.2", ["6.6.6.6", "198.51.100.7, 10.0.0.3"], "10.0.0.0/8", "198.51.100.7"),
+        ("10.0.0.2", ["10.0.0.5"], "10.0.0.0/8", "10.0.0.5"),  # all hops trusted
+        ("10.0.0.2", [], "10.0.0.0/8", "10.0.0.2"),
+        ("2001:db8::1", ["2001:db8::99"], "2001:db8::1", "2001:db8::99"),
+        ("2001:db8::1", ["[2001:db8::99]"], "2001:db8::1/128", "2001:db8::99"),
         # Proxies that write the client's port, and IPv6 in brackets
-        ("10.0.0.2", ["203.0.113.7:5555"], "203.0.113.7"),
-        ("10.0.0.2", ["[2001:db8::7]:443"], "2001:db8::7"),
-        ("10.0.0.2", ["2001:db8::7"], "2001:db8::7"),
-        ("10.0.0.2", ["6.6.6.6:1, 198.51.100.7:80, 10.0.0.3:9"], "198.51.100.7"),
-        ("10.0.0.2:443", ["198.51.100.7"], "198.51.100.7"),
-        ("10.0.0.2", ["[2001:db8::7"], "10.0.0.2"),  # broken bracket: garbage
+        ("10.0.0.2", ["203.0.113.7:5555"], "10.0.0.0/8", "203.0.113.7"),
+        ("10.0.0.2", ["[2001:db8::7]:443"], "10.0.0.0/8", "2001:db8::7"),
+        ("10.0.0.2", ["2001:db8::7"], "10.0.0.0/8", "2001:db8::7"),
+        ("10.0.0.2", ["6.6.6.6:1, 198.51.100.7:80, 10.0.0.3:9"], "10.0.0.0/8", "198.51.100.7"),
     ],
 )
-def test_client_ip_with_ports_and_brackets(peer: str, forwarded: list[str], expected: str) -> None:
-    assert client_ip(peer, forwarded, parse_trusted_proxies("10.0.0.0/8")) == expected
+async def test_the_client_is_the_rightmost_untrusted_hop(
+    peer: str, forwarded: list[str], trusted: str, expected: str
+) -> None:
+    assert await client_seen(peer, forwarded, trusted) == expected
+
+
+def test_a_trusted_proxy_list_with_a_typo_fails_at_start_up() -> None:
+    with pytest.raises(ValueError, match=r"10\.0\.0\.300"):
+        trusted_hosts("10.0.0.0/8, 10.0.0.300")
 
 
 async def test_behind_a_proxy_that_writes_ports_each_client_keeps_its_sign_in_budget(

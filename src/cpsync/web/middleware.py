@@ -1,8 +1,9 @@
-"""ASGI middleware: client IP, request size caps, rate limits, security headers, cookies.
+"""ASGI middleware: request size caps, rate limits, security headers, cookies.
 
-Pure ASGI (no BaseHTTPMiddleware), outermost first as `app.py` stacks them:
+Pure ASGI (no BaseHTTPMiddleware), outermost first as `app.py` stacks them (the client's
+address behind trusted proxies is uvicorn's ProxyHeadersMiddleware):
 
-    SecurityHeaders → ClientIp → RequestLimits → RateLimit → Timeout → PendingCookies
+    SecurityHeaders → ProxyHeaders → RequestLimits → RateLimit → Timeout → PendingCookies
     → HeadAsGet → app
 """
 
@@ -21,7 +22,6 @@ from cpsync.web.ratelimit import FixedWindowLimiter
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 COOKIES_STATE_KEY = "cpsync_cookies"
-CLIENT_IP_STATE_KEY = "client_ip"
 
 
 def parse_trusted_proxies(spec: str) -> list[IPNetwork]:
@@ -33,53 +33,11 @@ def parse_trusted_proxies(spec: str) -> list[IPNetwork]:
     return networks
 
 
-def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """An address as proxies write it: `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]:443`.
-
-    Proxies that append the client's port would otherwise turn every hop into garbage,
-    and every client would then share the proxy's address (and its rate-limit budget).
-    """
-    value = value.strip()
-    if value.startswith("["):
-        closing = value.find("]")
-        if closing < 0:
-            return None
-        value = value[1:closing]
-    elif value.count(":") == 1:  # IPv4 with a port; a bare IPv6 address has two or more
-        value = value.split(":", 1)[0]
-    try:
-        return ipaddress.ip_address(value)
-    except ValueError:
-        return None
-
-
-def _trusted(
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: Sequence[IPNetwork]
-) -> bool:
-    return any(address.version == net.version and address in net for net in networks)
-
-
-def client_ip(peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[IPNetwork]) -> str:
-    """The socket peer, unless it is a trusted proxy: then the rightmost untrusted hop.
-
-    Entries left of the first untrusted hop were written by the client and are ignored.
-    """
-    peer_address = _parse_ip(peer) if peer else None
-    if peer_address is None:
-        return peer or "unknown"
-    if not trusted or not _trusted(peer_address, trusted):
-        return str(peer_address)
-    hops = [hop for header in forwarded_for for hop in header.split(",") if hop.strip()]
-    nearest = peer_address
-    for hop in reversed(hops):
-        address = _parse_ip(hop)
-        if address is None:
-            # Garbage can only come from the client side of our proxies; stop there.
-            return str(nearest)
-        if not _trusted(address, trusted):
-            return str(address)
-        nearest = address
-    return str(nearest)
+def trusted_hosts(spec: str) -> list[str]:
+    """`CPSYNC_TRUSTED_PROXIES` for uvicorn's ProxyHeadersMiddleware, which takes the
+    rightmost X-Forwarded-For hop that is not a trusted proxy (ports and bracketed IPv6
+    included) as the client. Parsed here first so a typo fails at start-up."""
+    return [str(network) for network in parse_trusted_proxies(spec)]
 
 
 def _headers(scope: Scope, name: bytes) -> list[str]:
@@ -93,21 +51,6 @@ async def _send_plain(
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": [*headers, *extra]})
     await send({"type": "http.response.body", "body": body})
-
-
-class ClientIpMiddleware:
-    def __init__(self, app: ASGIApp, trusted: Sequence[IPNetwork]) -> None:
-        self.app = app
-        self.trusted = list(trusted)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            peer = scope["client"][0] if scope.get("client") else None
-            forwarded = _headers(scope, b"x-forwarded-for")
-            scope.setdefault("state", {})[CLIENT_IP_STATE_KEY] = client_ip(
-                peer, forwarded, self.trusted
-            )
-        await self.app(scope, receive, send)
 
 
 class RequestLimitsMiddleware:
@@ -208,7 +151,8 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(UNLIMITED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        client = scope.get("state", {}).get(CLIENT_IP_STATE_KEY, "unknown")
+        # The peer, or behind a trusted proxy the client it names (ProxyHeadersMiddleware).
+        client = scope["client"][0] if scope.get("client") else "unknown"
         for key, limit in self._budgets(scope, client):
             decision = await self.limiter.hit(key, limit, self.window)
             if not decision.allowed:
