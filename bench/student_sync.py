@@ -68,11 +68,6 @@ PROFILE_RUNS = 40
 TABLE_RUNS = 40
 
 
-class Free:
-    async def acquire(self) -> None:
-        return None
-
-
 class NullMailer:
     async def send(self, email: object) -> None:
         return None
@@ -251,9 +246,7 @@ async def run_sync(
     db: Database, sim: SimulatedCodeforces, settings: Settings, clock: Clock, cache: MemoryCache
 ) -> tuple[SyncReport, float]:
     async with HttpClient(settings, transport=sim.transport()) as http:
-        client = CodeforcesClient(
-            http, Free(), CodeforcesClientConfig(base_url=BASE), sleep=no_sleep
-        )
+        client = CodeforcesClient(http, CodeforcesClientConfig(base_url=BASE), sleep=no_sleep)
         service = StudentSyncService(
             db,
             client,

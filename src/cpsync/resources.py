@@ -19,6 +19,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from taskiq import AsyncBroker
 
@@ -48,7 +49,7 @@ class Resources:
     broker: LazyBroker
     mailer: Mailer
     keyring: KeyRing
-    codeforces_throttle: Throttle  # shared by every process when it lives in Redis
+    codeforces_throttle: Throttle  # `http`'s pacer for Codeforces; shared when in Redis
     # SQLite has one writer: bulk merges in this process take turns (cheap elsewhere).
     merge_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -79,7 +80,12 @@ async def open_resources(
         throttle = _codeforces_throttle(settings)
         if isinstance(throttle, RedisThrottle):
             stack.push_async_callback(throttle.aclose)
-        http = await stack.enter_async_context(HttpClient(settings))
+        # One pacing policy: Codeforces' host waits on its (possibly shared) token bucket,
+        # every other host on the minimum interval.
+        codeforces_host = urlsplit(settings.base_url("codeforces")).netloc
+        http = await stack.enter_async_context(
+            HttpClient(settings, pacers={codeforces_host: throttle})
+        )
         user_http = await stack.enter_async_context(user_http_client(settings, resolver))
         lazy = LazyBroker(broker or make_broker(settings), started=broker is not None)
         # Closed second: in-process tasks finish while what they use is still open.

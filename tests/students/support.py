@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from cpsync.accounts.models import User
 from cpsync.cache import MemoryCache
@@ -19,6 +20,7 @@ from cpsync.students.codeforces_client import CodeforcesClient, CodeforcesClient
 from cpsync.students.models import Student
 from cpsync.students.reminders import ReminderService
 from cpsync.students.sync import StudentSyncService, SyncConfig
+from cpsync.students.throttle import Throttle
 
 from .simulated_codeforces import SimulatedCodeforces
 
@@ -31,6 +33,12 @@ class CountingThrottle:
 
     async def acquire(self) -> None:
         self.acquired += 1
+
+
+def paced(base_url: str, throttle: Throttle) -> dict[str, Throttle]:
+    """`HttpClient(pacers=...)` as `open_resources` builds it: Codeforces' host waits on
+    the throttle."""
+    return {urlsplit(base_url).netloc: throttle}
 
 
 @dataclass
@@ -99,9 +107,7 @@ async def sync_service(
 ) -> AsyncIterator[StudentSyncService]:
     settings = Settings(_env_file=None, http_max_retries=0, http_min_interval_seconds=0)  # type: ignore[call-arg]
     async with HttpClient(settings, transport=sim.transport()) as http:
-        client = CodeforcesClient(
-            http, CountingThrottle(), CodeforcesClientConfig(base_url=SIM_BASE), sleep=no_sleep
-        )
+        client = CodeforcesClient(http, CodeforcesClientConfig(base_url=SIM_BASE), sleep=no_sleep)
         reminders = ReminderService(db, mailer or RecordingMailer(), clock)
         yield StudentSyncService(
             db,

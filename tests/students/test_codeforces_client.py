@@ -23,14 +23,10 @@ from cpsync.students.codeforces_client import CodeforcesClient, CodeforcesClient
 from tests.replay import ReplayServer, Reply, replay_server
 
 from .conftest import OWN, read_cassette, recording
+from .support import CountingThrottle, paced
 
-
-class CountingThrottle:
-    def __init__(self) -> None:
-        self.acquired = 0
-
-    async def acquire(self) -> None:
-        self.acquired += 1
+# No default pacing: each test's Codeforces host is paced by its counting throttle.
+UNPACED = Settings(_env_file=None, http_min_interval_seconds=0)
 
 
 class RecordingSleep:
@@ -96,9 +92,9 @@ async def client(
         http_max_retry_after_seconds=0.05,
         http_min_interval_seconds=0,
     )
-    async with HttpClient(settings) as http:
+    async with HttpClient(settings, pacers=paced(server.base_url, throttle)) as http:
         config = CodeforcesClientConfig(base_url=server.base_url)
-        yield CodeforcesClient(http, throttle, config, sleep=sleep)
+        yield CodeforcesClient(http, config, sleep=sleep)
 
 
 async def test_user_info_recording_at_the_real_path(
@@ -267,9 +263,9 @@ async def test_retry_after_is_capped(
 ) -> None:
     serve(server, "/api/user.rating?handle=tourist",
           Reply(429, headers={"Retry-After": "3600"}), envelope([]))  # fmt: skip
-    async with HttpClient(Settings(_env_file=None, http_min_interval_seconds=0)) as http:
+    async with HttpClient(UNPACED, pacers=paced(server.base_url, throttle)) as http:
         config = CodeforcesClientConfig(base_url=server.base_url, max_retry_delay_seconds=5)
-        client = CodeforcesClient(http, throttle, config, sleep=sleep)
+        client = CodeforcesClient(http, config, sleep=sleep)
         assert await client.user_rating("tourist") == []
     assert sleep.delays == [5]
 
@@ -278,10 +274,10 @@ async def test_network_failure_is_retriable(
     throttle: CountingThrottle, sleep: RecordingSleep
 ) -> None:
     settings = Settings(_env_file=None, http_timeout_seconds=1, http_min_interval_seconds=0)
-    async with HttpClient(settings) as http:
+    async with HttpClient(settings, pacers=paced("http://127.0.0.1:9", throttle)) as http:
         # Port 9 (discard) on loopback: nothing listens, the connection is refused.
         config = CodeforcesClientConfig(base_url="http://127.0.0.1:9", retries=1)
-        client = CodeforcesClient(http, throttle, config, sleep=sleep)
+        client = CodeforcesClient(http, config, sleep=sleep)
         with pytest.raises(CodeforcesUnavailableError):
             await client.user_rating("tourist")
     assert throttle.acquired == 2
@@ -378,7 +374,7 @@ def one_handle_per_batch(server: ReplayServer, throttle: CountingThrottle, sleep
                          http: HttpClient) -> CodeforcesClient:  # fmt: skip
     limit = len(user_info_url(server.base_url, ["a_1"]))
     config = CodeforcesClientConfig(base_url=server.base_url, max_url_length=limit)
-    return CodeforcesClient(http, throttle, config, sleep=sleep)
+    return CodeforcesClient(http, config, sleep=sleep)
 
 
 async def test_lookup_keeps_going_after_an_unreadable_batch(
@@ -386,7 +382,7 @@ async def test_lookup_keeps_going_after_an_unreadable_batch(
 ) -> None:
     serve(server, "/api/user.info?checkHistoricHandles=true&handles=a_1", Reply(200, b"<html>"))
     serve(server, "/api/user.info?checkHistoricHandles=true&handles=b_2", envelope([user("b_2")]))
-    async with HttpClient(Settings(_env_file=None, http_min_interval_seconds=0)) as http:
+    async with HttpClient(UNPACED, pacers=paced(server.base_url, throttle)) as http:
         lookup = await one_handle_per_batch(server, throttle, sleep, http).lookup_users(
             ["a_1", "b_2"]
         )
@@ -402,7 +398,7 @@ async def test_lookup_stops_calling_while_codeforces_is_unavailable(
 ) -> None:
     serve(server, "/api/user.info?checkHistoricHandles=true&handles=a_1", Reply(503))
     serve(server, "/api/user.info?checkHistoricHandles=true&handles=b_2", envelope([user("b_2")]))
-    async with HttpClient(Settings(_env_file=None, http_min_interval_seconds=0)) as http:
+    async with HttpClient(UNPACED, pacers=paced(server.base_url, throttle)) as http:
         lookup = await one_handle_per_batch(server, throttle, sleep, http).lookup_users(
             ["a_1", "b_2"]
         )
@@ -459,8 +455,8 @@ async def test_oversized_answer_is_permanent(
 ) -> None:
     serve(server, "/api/problemset.problems", Reply(200, b"x" * 5000))
     settings = Settings(_env_file=None, http_max_response_bytes=1000, http_min_interval_seconds=0)
-    async with HttpClient(settings) as http:
-        client = CodeforcesClient(http, throttle, CodeforcesClientConfig(base_url=server.base_url))
+    async with HttpClient(settings, pacers=paced(server.base_url, throttle)) as http:
+        client = CodeforcesClient(http, CodeforcesClientConfig(base_url=server.base_url))
         with pytest.raises(CodeforcesFailedError, match="over 1000 bytes"):
             await client.problemset_problems()
     assert len(server.requests) == 1

@@ -25,7 +25,7 @@ from tests.replay import ReplayServer, Reply
 from tests.smtp_receiver import Inbox, smtp_receiver
 
 from .conftest import OWN, recording
-from .support import CountingThrottle, add_coach, add_student, no_sleep
+from .support import add_coach, add_student, no_sleep
 
 
 @pytest.fixture
@@ -73,7 +73,6 @@ async def test_sync_over_recorded_answers_then_email_through_smtp(
     async with HttpClient(settings) as http:
         client = CodeforcesClient(
             http,
-            CountingThrottle(),
             CodeforcesClientConfig(base_url=recorded.base_url),
             sleep=no_sleep,
         )

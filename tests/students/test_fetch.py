@@ -21,14 +21,6 @@ from .conftest import recording
 PAGING = PagingConfig(first_page=100, first_page_new=1000, growth=4, max_page=5000)
 
 
-class CountingThrottle:
-    def __init__(self) -> None:
-        self.acquired = 0
-
-    async def acquire(self) -> None:
-        self.acquired += 1
-
-
 @pytest.fixture
 async def setup() -> AsyncIterator[tuple[CodeforcesClient, ReplayServer, list[dict[str, Any]]]]:
     items = json.loads(recording("user-status-Uakkes-300subs-2024-07.json").read_bytes())["result"]
@@ -36,7 +28,7 @@ async def setup() -> AsyncIterator[tuple[CodeforcesClient, ReplayServer, list[di
     with replay_server() as server:
         async with HttpClient(settings) as http:
             config = CodeforcesClientConfig(base_url=server.base_url)
-            yield CodeforcesClient(http, CountingThrottle(), config), server, items
+            yield CodeforcesClient(http, config), server, items
 
 
 def serve_page(server: ReplayServer, items: list[dict[str, Any]], from_: int, count: int) -> None:

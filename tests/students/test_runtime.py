@@ -12,6 +12,7 @@ import pytest
 from cpsync.resources import open_resources
 from cpsync.settings import Settings
 from cpsync.students.throttle import InProcessThrottle, RedisThrottle
+from tests.replay import Reply, replay_server
 
 
 def _settings(tmp_path: Path, **values: object) -> Settings:
@@ -43,3 +44,29 @@ async def test_two_processes_share_one_bucket_through_redis(
         await asyncio.gather(*(throttle.acquire() for throttle in throttles for _ in range(3)))
         # Six calls at one per 0.2 s from two "processes": at least five intervals.
         assert time.monotonic() - started >= 0.95
+
+
+async def test_the_process_http_client_paces_codeforces_with_its_bucket(tmp_path: Path) -> None:
+    """One pacing policy: Codeforces' host waits on the (shared) token bucket, in the
+    contest refresh and student sync alike, while other hosts are not held up by it."""
+    with replay_server() as codeforces, replay_server() as other:
+        for server in (codeforces, other):
+            server.routes[("GET", "/api/ping")] = [Reply(200, b"{}")]
+        settings = _settings(
+            tmp_path,
+            codeforces_base_url=codeforces.base_url,
+            codeforces_interval_seconds=600,
+            http_min_interval_seconds=0,
+        )
+        async with open_resources(settings) as resources:
+            await resources.http.send("GET", f"{codeforces.base_url}/api/ping")
+            second = asyncio.create_task(
+                resources.http.send("GET", f"{codeforces.base_url}/api/ping")
+            )
+            answer = await resources.http.send("GET", f"{other.base_url}/api/ping")
+            assert answer.status == 200
+            # The bucket allows the next Codeforces call in ten minutes.
+            assert not second.done()
+            assert len(codeforces.requests) == 1
+            second.cancel()
+            await asyncio.gather(second, return_exceptions=True)

@@ -17,7 +17,7 @@ from cpsync.students.throttle import Throttle
 from tests.recordings import MutableClock
 
 from .simulated_codeforces import SimulatedCodeforces
-from .support import SIM_BASE, CountingThrottle, RecordingMailer
+from .support import SIM_BASE, CountingThrottle, RecordingMailer, paced
 
 
 @asynccontextmanager
@@ -37,9 +37,11 @@ async def student_app(
     async with app.router.lifespan_context(app):
         # The process's resources talk to the real Codeforces: point them at the simulator.
         resources = app.state.resources
-        async with HttpClient(settings, transport=sim.transport()) as http:
+        pacer = throttle or CountingThrottle()
+        pacers = paced(SIM_BASE, pacer)
+        async with HttpClient(settings, transport=sim.transport(), pacers=pacers) as http:
             resources.http = http
-            resources.codeforces_throttle = throttle or CountingThrottle()
+            resources.codeforces_throttle = pacer
             resources.mailer = mailer or RecordingMailer()
             try:
                 yield app

@@ -1,8 +1,8 @@
 """The HTTP client for the Codeforces API calls that student tracking needs.
 
-Every attempt passes through a `Throttle` (Codeforces allows one call per two seconds
-per client) and then through the shared `HttpClient` as one `send`: this client runs its
-own retry loop, so that retries are throttled too. What the answers mean (models,
+Every attempt is one `send` on the process's `HttpClient`, whose pacer for Codeforces'
+host is the shared token bucket (one call per two seconds per client): this client runs
+its own retry loop, so that retries are paced too. What the answers mean (models,
 parsers, URLs, errors) is the pure `codeforces_api`; only its errors leave this module.
 """
 
@@ -48,7 +48,6 @@ from cpsync.students.codeforces_api import (
     user_rating_url,
     user_status_url,
 )
-from cpsync.students.throttle import Throttle
 
 DEFAULT_BASE_URL = "https://codeforces.com"
 Sleep = Callable[[float], Awaitable[None]]
@@ -121,13 +120,11 @@ class CodeforcesClient:
     def __init__(
         self,
         http: HttpClient,
-        throttle: Throttle,
         config: CodeforcesClientConfig | None = None,
         *,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._http = http
-        self._throttle = throttle
         self._config = config or CodeforcesClientConfig()
         self._base = self._config.base_url.rstrip("/")
         self._sleep = sleep
@@ -212,7 +209,7 @@ class CodeforcesClient:
                 await self._sleep(min(error.retry_after, self._config.max_retry_delay_seconds))
 
     async def _attempt(self, url: str) -> Any:
-        await self._throttle.acquire()
+        # Paced by the HttpClient: Codeforces' host has the shared token bucket as its pacer.
         try:
             response = await self._http.send("GET", url)
         except UpstreamError as error:  # network trouble, or an oversized answer

@@ -42,12 +42,9 @@ class StudentsRuntime:
         self.clock = resources.clock
         self._jobs = jobs
         base_url = self.config.codeforces_base_url
-        throttle = resources.codeforces_throttle
-        self.client = CodeforcesClient(
-            resources.http, throttle, CodeforcesClientConfig(base_url=base_url)
-        )
+        self.client = CodeforcesClient(resources.http, CodeforcesClientConfig(base_url=base_url))
         check_config = CodeforcesClientConfig(base_url=base_url, retries=0)
-        self._check_client = CodeforcesClient(resources.http, throttle, check_config)
+        self._check_client = CodeforcesClient(resources.http, check_config)
 
     def checker(self) -> HandleChecker:
         """For forms: one attempt, bounded, so an outage is a quick form error, not a hang."""
