@@ -155,6 +155,9 @@ def settings(database_url: str, replay: ReplayServer, tmp_path: Path) -> Setting
         http_backoff_seconds=0.01,
         http_max_retry_after_seconds=1,
         http_min_interval_seconds=0,
+        # The replay serves every platform from one host, which is then paced like
+        # Codeforces' (its token bucket): one call per millisecond, not per two seconds.
+        codeforces_interval_seconds=0.001,
         timezone="Asia/Kolkata",
         **replay.base_url_env(),
     )

@@ -154,6 +154,7 @@ def test_real_process_uses_base_url_settings(
     env = {k: v for k, v in os.environ.items() if not k.startswith("CPSYNC_")}
     env |= {f"CPSYNC_{name.upper()}": value for name, value in replay.base_url_env().items()}
     env |= {"CPSYNC_DATABASE_URL": settings.resolved_database_url(), "CPSYNC_HTTP_MAX_RETRIES": "0"}
+    env |= {"CPSYNC_CODEFORCES_INTERVAL_SECONDS": "0.001"}  # every platform on one paced host
     script = Path(sys.executable).with_name("cpsync")
     fetch = subprocess.run(
         [script, "fetch"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path

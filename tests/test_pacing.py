@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from cpsync.students.throttle import (
+from cpsync.pacing import (
     InProcessThrottle,
     RedisThrottle,
     ThrottleRate,

@@ -35,12 +35,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -53,6 +52,7 @@ from tenacity import (
 )
 
 from cpsync.errors import CpsyncError, PermanentError, RetriableError
+from cpsync.pacing import MinIntervalPacer, Pacer
 from cpsync.settings import Settings
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -100,28 +100,6 @@ class HttpResponse:
     status: int
     headers: Mapping[str, str]
     body: bytes
-
-
-class Pacer(Protocol):
-    async def acquire(self) -> None:
-        """Return when the caller may make one call to the host."""
-
-
-class _MinIntervalPacer:
-    """Keeps calls to one host at least `interval` seconds apart."""
-
-    def __init__(self, interval: float, sleep: Sleep) -> None:
-        self._interval = interval
-        self._sleep = sleep
-        self._lock = asyncio.Lock()
-        self._next_at = 0.0
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            delay = self._next_at - time.monotonic()
-            if delay > 0:
-                await self._sleep(delay)
-            self._next_at = time.monotonic() + self._interval
 
 
 class HttpClient:
@@ -291,7 +269,7 @@ class HttpClient:
         host = urlsplit(url).netloc
         if host not in self._pacers:
             interval = self._settings.http_min_interval_seconds
-            self._pacers[host] = _MinIntervalPacer(interval, self._sleep)
+            self._pacers[host] = MinIntervalPacer(interval, self._sleep)
         return self._pacers[host]
 
 

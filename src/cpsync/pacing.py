@@ -1,4 +1,7 @@
-"""A token bucket that every Codeforces call waits on.
+"""How outbound calls are paced, per host: `HttpClient` asks a host's `Pacer` before each
+attempt. By default a host gets a `MinIntervalPacer` (calls at least
+`CPSYNC_HTTP_MIN_INTERVAL_SECONDS` apart, in this process); Codeforces gets a token bucket
+(`throttle_from_url`) that every process shares when it lives in Redis.
 
 Codeforces allows one call per two seconds per client, counted across all our workers,
 so the bucket can live in Redis and be shared by every process. It is implemented as a
@@ -42,9 +45,27 @@ class ThrottleRate:
         return (self.burst - 1) * self.interval_seconds
 
 
-class Throttle(Protocol):
+class Pacer(Protocol):
     async def acquire(self) -> None:
-        """Return when the caller may make one call."""
+        """Return when the caller may make one call to the host."""
+
+
+class MinIntervalPacer:
+    """Keeps calls to one host at least `interval` seconds apart (every host without a
+    pacer of its own, in one process)."""
+
+    def __init__(self, interval: float, sleep: Sleep) -> None:
+        self._interval = interval
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+        self._next_at = 0.0
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            delay = self._next_at - time.monotonic()
+            if delay > 0:
+                await self._sleep(delay)
+            self._next_at = time.monotonic() + self._interval
 
 
 def reserve_slot(tat: float, now: float, rate: ThrottleRate) -> tuple[float, float]:

@@ -31,10 +31,10 @@ from cpsync.http import HttpClient
 from cpsync.locks import Locks, open_locks
 from cpsync.notify.email import Mailer, mailer_from_url
 from cpsync.outbound import Resolver, guarded_transport, system_resolver
+from cpsync.pacing import Pacer, RedisThrottle, ThrottleRate, throttle_from_url
 from cpsync.queue import LazyBroker, make_broker
 from cpsync.redaction import install_log_redaction
 from cpsync.settings import Settings
-from cpsync.students.throttle import RedisThrottle, Throttle, ThrottleRate, throttle_from_url
 
 
 @dataclass(slots=True, eq=False)
@@ -49,7 +49,7 @@ class Resources:
     broker: LazyBroker
     mailer: Mailer
     keyring: KeyRing
-    codeforces_throttle: Throttle  # `http`'s pacer for Codeforces; shared when in Redis
+    codeforces_throttle: Pacer  # `http`'s pacer for Codeforces; shared when in Redis
     # SQLite has one writer: bulk merges in this process take turns (cheap elsewhere).
     merge_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -115,6 +115,6 @@ def user_http_client(settings: Settings, resolver: Resolver = system_resolver) -
     return HttpClient(unpaced, transport=guarded_transport(settings, resolver))
 
 
-def _codeforces_throttle(settings: Settings) -> Throttle:
+def _codeforces_throttle(settings: Settings) -> Pacer:
     rate = ThrottleRate(interval_seconds=settings.codeforces_interval_seconds)
     return throttle_from_url(settings.codeforces_throttle_url or settings.cache_url, rate)

@@ -15,12 +15,12 @@ from cpsync.db import Database
 from cpsync.http import HttpClient
 from cpsync.locks import MemoryLocks
 from cpsync.notify.email import Email
+from cpsync.pacing import Pacer
 from cpsync.settings import Settings
 from cpsync.students.codeforces_client import CodeforcesClient, CodeforcesClientConfig
 from cpsync.students.models import Student
 from cpsync.students.reminders import ReminderService
 from cpsync.students.sync import StudentSyncService, SyncConfig
-from cpsync.students.throttle import Throttle
 
 from .simulated_codeforces import SimulatedCodeforces
 
@@ -35,7 +35,7 @@ class CountingThrottle:
         self.acquired += 1
 
 
-def paced(base_url: str, throttle: Throttle) -> dict[str, Throttle]:
+def paced(base_url: str, throttle: Pacer) -> dict[str, Pacer]:
     """`HttpClient(pacers=...)` as `open_resources` builds it: Codeforces' host waits on
     the throttle."""
     return {urlsplit(base_url).netloc: throttle}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from cpsync.pacing import InProcessThrottle, RedisThrottle
 from cpsync.resources import open_resources
 from cpsync.settings import Settings
-from cpsync.students.throttle import InProcessThrottle, RedisThrottle
 from tests.replay import Reply, replay_server
 
 

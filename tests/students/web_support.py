@@ -11,9 +11,9 @@ from fastapi import FastAPI
 
 from cpsync.app import create_app
 from cpsync.http import HttpClient
+from cpsync.pacing import Pacer
 from cpsync.settings import Settings
 from cpsync.students.routes import build_router
-from cpsync.students.throttle import Throttle
 from tests.recordings import MutableClock
 
 from .simulated_codeforces import SimulatedCodeforces
@@ -26,7 +26,7 @@ async def student_app(
     sim: SimulatedCodeforces,
     clock: MutableClock,
     mailer: RecordingMailer | None = None,
-    throttle: Throttle | None = None,
+    throttle: Pacer | None = None,
 ) -> AsyncIterator[FastAPI]:
     settings = settings.model_copy(
         update={"refresh_interval_minutes": 0, "codeforces_base_url": SIM_BASE}
