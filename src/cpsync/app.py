@@ -68,7 +68,6 @@ log = logging.getLogger(__name__)
 # Copied from the npm package swagger-ui-dist by `make vendor` (pinned in package-lock.json).
 SWAGGER_ASSETS = "/static/vendor/swagger-ui"
 REQUEST_TIMEOUT_SECONDS = 30.0
-TICK_SECONDS = 5.0
 
 
 class Liveness(BaseModel):
@@ -99,7 +98,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
                 templates=create_templates({"platform_labels": PLATFORM_LABELS}),
             )
             # Embedded mode: the one job list runs here; scaled, `cpsync scheduler` runs it.
-            scheduler = process_scheduler(resources, tick_seconds=TICK_SECONDS)
+            scheduler = process_scheduler(resources)
             in_process = resources.broker.in_process
             ticking = asyncio.create_task(scheduler.run_forever()) if in_process else None
             try:
