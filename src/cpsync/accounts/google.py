@@ -1,46 +1,26 @@
-"""Google sign-in: the OAuth 2.0 authorization-code flow with PKCE (S256), via Authlib.
-
-`begin` makes a random state and code verifier, keeps them in the cache for ten minutes
-under the state's hash, and returns Google's authorization URL (offline access, so Google
-issues a refresh token). `finish` takes the state back exactly once, exchanges the code
-with the verifier and reads the user's profile. `revoke` withdraws a deleted account's
-grants.
-
-Authlib's `AsyncOAuth2Client` does its own HTTP (it is an httpx client): this is the one
-sanctioned exception to "every outbound call goes through cpsync.http". Google's endpoint
-URLs come from settings, so tests point them at a local fake authorization server.
+"""Google sign-in on the one OAuth flow (`cpsync.oauth`): scope `openid email profile`,
+callback `/auth/google/callback`. `begin` starts an attempt that remembers where to go
+next; `take_state` hands it back once; `finish` exchanges the code and reads the user's
+profile. `revoke` withdraws a deleted account's grants.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import secrets
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from authlib.deprecate import AuthlibDeprecationWarning  # type: ignore[import-untyped]
-
-with warnings.catch_warnings():
-    # Authlib 1.9 prefers the `httpx2` package and warns when it falls back to httpx, which
-    # is what cpsync uses everywhere else; the fallback is supported.
-    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
-    from authlib.integrations.httpx_client import (  # type: ignore[import-untyped]
-        AsyncOAuth2Client,
-        OAuthError,
-    )
-
 from cpsync.accounts.service import GoogleProfile, GoogleSignInError
 from cpsync.cache import Cache
+from cpsync.oauth import STATE_TTL_SECONDS, GoogleOAuth, OAuthError, take
 from cpsync.settings import Settings
 
 log = logging.getLogger(__name__)
 SCOPES = "openid email profile"
-STATE_TTL_SECONDS = 600
 STATE_COOKIE = "cpsync_oauth_state"
+PURPOSE = "signin"
+__all__ = ["STATE_COOKIE", "STATE_TTL_SECONDS", "begin", "finish", "revoke", "take_state"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,63 +36,30 @@ class PendingSignIn:
     next_url: str
 
 
-def redirect_uri(settings: Settings) -> str:
-    return f"{settings.public_url}/auth/google/callback"
-
-
-def _client(settings: Settings) -> Any:
-    return AsyncOAuth2Client(
-        client_id=settings.google_client_id,
-        client_secret=settings.google_client_secret,
-        scope=SCOPES,
-        redirect_uri=redirect_uri(settings),
-        code_challenge_method="S256",
-        timeout=settings.http_timeout_seconds,
-    )
-
-
-def _state_key(state: str) -> str:
-    return "oauth-state:" + hashlib.sha256(state.encode()).hexdigest()
+def _flow(settings: Settings) -> GoogleOAuth:
+    return GoogleOAuth(settings, SCOPES, "/auth/google/callback", purpose=PURPOSE)
 
 
 async def begin(settings: Settings, cache: Cache, next_url: str) -> tuple[str, str]:
     """(authorization URL, state) for a new sign-in attempt."""
-    state = secrets.token_urlsafe(32)
-    verifier = secrets.token_urlsafe(64)
-    pending = json.dumps({"verifier": verifier, "next": next_url}).encode()
-    await cache.set(_state_key(state), pending, STATE_TTL_SECONDS)
-    async with _client(settings) as client:
-        url, _ = client.create_authorization_url(
-            settings.google_authorize_url,
-            state=state,
-            code_verifier=verifier,
-            access_type="offline",
-            prompt="consent",
-            include_granted_scopes="true",
-        )
-    return str(url), state
+    return await _flow(settings).begin(cache, {"next": next_url}, include_granted_scopes="true")
 
 
 async def take_state(cache: Cache, state: str) -> PendingSignIn | None:
     """The pending attempt for `state`, at most once, and only within its lifetime."""
-    raw = await cache.pop(_state_key(state))
-    if raw is None:
+    stored = await take(cache, PURPOSE, state)
+    if stored is None:
         return None
-    stored = json.loads(raw)
     return PendingSignIn(code_verifier=stored["verifier"], next_url=stored["next"])
 
 
 async def finish(
     settings: Settings, code: str, pending: PendingSignIn
 ) -> tuple[GoogleProfile, GoogleTokens]:
-    async with _client(settings) as client:
+    flow = _flow(settings)
+    async with flow.client() as client:
         try:
-            token = await client.fetch_token(
-                settings.google_token_url,
-                grant_type="authorization_code",
-                code=code,
-                code_verifier=pending.code_verifier,
-            )
+            token = await flow.exchange(client, code, pending.code_verifier)
             answer = await client.get(settings.google_userinfo_url)
         except OAuthError as exc:
             raise GoogleSignInError(f"Google refused the sign-in: {exc.error}.") from exc
@@ -129,7 +76,7 @@ async def revoke(settings: Settings, refresh_tokens: Sequence[str]) -> None:
     so a failure is logged (without the token) and the next token is still tried."""
     if not refresh_tokens or not settings.google_enabled:
         return
-    async with _client(settings) as client:
+    async with _flow(settings).client() as client:
         for token in refresh_tokens:
             try:
                 answer = await client.revoke_token(

@@ -4,9 +4,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import secrets
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -28,6 +25,7 @@ from cpsync.calendars.repository import CalendarRepository
 from cpsync.calendars.service import CalendarLinkError
 from cpsync.calendars.web import CalendarWeb, CalendarWebDep
 from cpsync.contests.schemas import ContestOut
+from cpsync.oauth import GoogleOAuth
 from cpsync.redaction import split_userinfo
 from cpsync.settings import Settings
 from cpsync.web.context import AppContext
@@ -280,17 +278,8 @@ async def disconnect(link_id: LinkId, web: CalendarWebDep, user: CurrentUser) ->
 async def google_connect(
     context: ContextDep, user: CurrentUser, link: Annotated[int, Query(ge=0, le=MAX_ID)] = 0
 ) -> Response:
-    state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(64)
-    pending = json.dumps({"verifier": verifier, "user": user.id, "link": link}).encode()
-    await context.cache.set(_state_key(state), pending, _STATE_TTL_SECONDS)
-    async with _oauth_client(context.settings) as client:
-        url, _ = client.create_authorization_url(
-            context.settings.google_authorize_url,
-            state=state,
-            code_verifier=verifier,
-            access_type="offline",
-            prompt="consent",
-        )
+    pending = {"user": user.id, "link": link}
+    url, _ = await _flow(context.settings).begin(context.cache, pending)
     return RedirectResponse(str(url), status_code=303)
 
 
@@ -298,8 +287,7 @@ async def google_connect(
 async def google_callback(
     context: ContextDep, web: CalendarWebDep, user: CurrentUser, state: str = "", code: str = ""
 ) -> Response:
-    raw = await context.cache.pop(_state_key(state)) if state else None
-    pending = json.loads(raw) if raw else None
+    pending = await _flow(context.settings).take(context.cache, state)
     if pending is None or pending["user"] != user.id or not code:
         raise CalendarLinkError("The Google connection expired; start again.")
     refresh_token = await _exchange(context.settings, code, pending["verifier"])
@@ -312,32 +300,15 @@ async def google_callback(
     return RedirectResponse(PAGE, status_code=303)
 
 
-def _state_key(state: str) -> str:
-    return "calendar-oauth:" + hashlib.sha256(state.encode()).hexdigest()
+def _flow(settings: Settings) -> GoogleOAuth:
+    return GoogleOAuth(settings, GOOGLE_SCOPE, "/calendar/google/callback", purpose="calendar")
 
 
-def _oauth_client(settings: Any) -> Any:
-    from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped]
-
-    return AsyncOAuth2Client(
-        client_id=settings.google_client_id,
-        client_secret=settings.google_client_secret,
-        scope=GOOGLE_SCOPE,
-        redirect_uri=f"{settings.public_url}/calendar/google/callback",
-        code_challenge_method="S256",
-        timeout=settings.http_timeout_seconds,
-    )
-
-
-async def _exchange(settings: Any, code: str, verifier: str) -> str:
-    async with _oauth_client(settings) as client:
+async def _exchange(settings: Settings, code: str, verifier: str) -> str:
+    flow = _flow(settings)
+    async with flow.client() as client:
         try:
-            token = await client.fetch_token(
-                settings.google_token_url,
-                grant_type="authorization_code",
-                code=code,
-                code_verifier=verifier,
-            )
+            token = await flow.exchange(client, code, verifier)
         except Exception as exc:  # Authlib raises OAuthError or plain httpx errors
             raise CalendarLinkError("Google refused the connection; try again.") from exc
     refresh = token.get("refresh_token")
