@@ -8,9 +8,18 @@ IntegrityError and stops. Only the claim's owner sends.
 A claim is a lease: `claimed_at` is when its holder took it. Each reminder is claimed
 and sent before the next is claimed, so a sender killed mid-run strands at most the one
 it was sending; that claim stays `pending` and can be taken again only once its lease
-(`claim_lease`, on the injected clock) has run out. Taking a claim renews the lease in
-the same compare-and-set that counts the attempt, so no second run takes it meanwhile;
-a sent reminder is marked `sent` with its attempt in one transaction and never taken again.
+(`claim_lease`, on the injected clock) has run out, or once a sync run of the same
+scope adopts the dead run (students/sync.py): holding the scope's lock, it knows the
+dead run's claims have no live holder and releases them (marks them `failed`), so it
+sends them at once. Taking a claim renews the lease in the same compare-and-set that
+counts the attempt, so no second run takes it meanwhile; a sent reminder is marked
+`sent` with its attempt in one transaction and never taken again.
+
+What SMTP leaves open: the receiver takes the message when it replies 250 (RFC 5321),
+and the sender records `sent` after hearing it. A sender killed between the two has
+delivered but not recorded it, so the reminder is sent again: delivery is at least
+once, exactly once in every other case (a sender killed before the 250 has not
+delivered, and its claim is retried).
 
 Every delivery attempt is logged in `student_reminder_attempts`. A failed delivery
 leaves its claim `failed`; later runs retry it (up to `max_attempts`) and only a

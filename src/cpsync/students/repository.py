@@ -319,13 +319,49 @@ class StudentRepository:
         )
         return [UnsentReminder(*row) for row in rows.all()]
 
-    async def close_abandoned_runs(self, scope: str, now: datetime, reason: str) -> None:
-        """Fail the runs of `scope` still marked running (their holder died)."""
-        await self._session.execute(
-            update(StudentSyncRun)
-            .where(StudentSyncRun.scope == scope, StudentSyncRun.state == "running")
-            .values(state="failed", finished_at=now, error=reason)
+    async def close_abandoned_runs(self, scope: str, now: datetime, reason: str) -> datetime | None:
+        """Fail the runs of `scope` still marked running (their holder died); when the
+        earliest of them started, None when there were none."""
+        abandoned = (StudentSyncRun.scope == scope, StudentSyncRun.state == "running")
+        started = _aware(
+            await self._session.scalar(
+                select(func.min(StudentSyncRun.started_at)).where(*abandoned)
+            )
         )
+        if started is not None:
+            await self._session.execute(
+                update(StudentSyncRun)
+                .where(*abandoned)
+                .values(state="failed", finished_at=now, error=reason)
+            )
+        return started
+
+    async def release_dead_claims(
+        self, coach_id: int | None, ids: Sequence[int] | None, since: datetime, until: datetime
+    ) -> int:
+        """Mark failed the reminders of these students (as `for_sync` picks them) claimed
+        between `since` and `until` and still pending, so the next run retries them at
+        once instead of after their lease; how many.
+
+        Only for claims whose holder is known dead: the caller holds the scope's lock
+        and `since` is when the dead run of that scope started. Their delivery's outcome
+        is unknown; the attempt the claim counted stays counted."""
+        students = select(Student.id)
+        if coach_id is not None:
+            students = students.where(Student.coach_id == coach_id)
+        if ids is not None:
+            students = students.where(Student.id.in_(ids))
+        result = await self._session.execute(
+            update(StudentReminder)
+            .where(
+                StudentReminder.student_id.in_(students),
+                StudentReminder.state == "pending",
+                StudentReminder.claimed_at >= since,
+                StudentReminder.claimed_at <= until,
+            )
+            .values(state="failed")
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def take_reminder(
         self, reminder_id: int, seen_attempts: int, now: datetime, lease_start_before: datetime

@@ -157,10 +157,11 @@ class StudentSyncService:
 
         `scope` names the lock the caller holds for this run: a run of the same scope
         still marked running was left by a holder that died (kill -9), and is closed
-        as interrupted before this one starts.
+        as interrupted before this one starts; the reminder claims it left pending are
+        released, so this run sends them.
         """
         counts = SyncCounts()
-        run_id = await self._start_run(coach_id, trigger, scope)
+        run_id = await self._start_run(coach_id, student_ids, trigger, scope)
         try:
             state = await self._run(run_id, coach_id, student_ids, counts, progress)
         except asyncio.CancelledError:
@@ -339,11 +340,27 @@ class StudentSyncService:
             if student is not None:
                 student.last_sync_error = message
 
-    async def _start_run(self, coach_id: int | None, trigger: str, scope: str | None) -> int:
+    async def _start_run(
+        self,
+        coach_id: int | None,
+        student_ids: Sequence[int] | None,
+        trigger: str,
+        scope: str | None,
+    ) -> int:
         now = self._clock()
         async with self._db.session() as session, session.begin():
             if scope is not None:
-                await StudentRepository(session).close_abandoned_runs(scope, now, INTERRUPTED)
+                repository = StudentRepository(session)
+                dead_since = await repository.close_abandoned_runs(scope, now, INTERRUPTED)
+                if dead_since is not None:
+                    # The reminder the dead run was sending is pending under its claim;
+                    # no one alive holds it (we hold the scope's lock), so it is sent by
+                    # this run rather than after the claim's lease.
+                    released = await repository.release_dead_claims(
+                        coach_id, student_ids, dead_since, now
+                    )
+                    if released:
+                        log.info("students.sync.released_claims scope=%s count=%s", scope, released)
             run = StudentSyncRun(
                 coach_id=coach_id,
                 trigger=trigger,
