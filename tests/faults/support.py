@@ -443,17 +443,34 @@ def student_synced(settings: Settings) -> bool:
 
 class HeldInbox:
     """An SMTP receiver that can keep the sender waiting after it has the message: the
-    reply to DATA is held until `release()`, so a sender killed then never hears 250."""
+    reply to DATA is held until `release()`, so a sender killed then never hears 250.
+
+    As RFC 5321 has it, the receiver takes responsibility for a message only when it
+    replies 250: a held message whose sender is gone by then was never delivered and is
+    discarded. `messages` holds the delivered ones."""
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.held = 0  # messages whose sender was kept waiting for the reply
+        self.dropped = 0  # held messages whose sender left before it could hear 250
         self.hold = False
         self._released = threading.Event()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
-        while self.hold and not self._released.is_set():
-            await asyncio.sleep(0.05)
+        message = email.message_from_bytes(envelope.content)
+        if self.hold and not self._released.is_set():
+            self.held += 1
+            try:
+                while self.hold and not self._released.is_set():
+                    await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                # aiosmtpd cancels the session's handler when the peer's connection ends.
+                self.dropped += 1
+                raise
+            if server.transport is None or server.transport.is_closing():
+                self.dropped += 1
+                return "421 Closing transmission channel"
+        self.messages.append(message)
         return "250 OK"
 
     def release(self) -> None:
