@@ -87,6 +87,11 @@ async def test_one_job_list_has_every_domain_s_periodic_jobs(tmp_path: Path) -> 
     async with open_resources(settings) as resources:
         jobs = {job.name: job for job in await all_jobs(resources)()}
 
-    assert set(jobs) == {"q1:calendars.reconcile_all", "q1:contests.refresh", "q1:sessions.prune"}
+    assert set(jobs) == {
+        "q1:calendars.reconcile_all",
+        "q1:calendars.requeue_stale",
+        "q1:contests.refresh",
+        "q1:sessions.prune",
+    }
     assert jobs["q1:contests.refresh"].every is not None
     assert jobs["q1:calendars.reconcile_all"].cron is not None

@@ -177,6 +177,27 @@ class CalendarRepository:
             )
         return ids
 
+    async def users_with_stale_syncs(self, before: datetime) -> list[int]:
+        """Users with sync work recorded before `before` and not finished: a "sync now"
+        request still queued or running, or a run still open on an active link (a run
+        on a link no longer active is not synced again, so it would stay stale)."""
+        requests = select(SyncRequest.user_id).where(
+            SyncRequest.state.in_((RequestState.QUEUED, RequestState.RUNNING)),
+            SyncRequest.requested_at < before,
+        )
+        runs = (
+            select(CalendarLink.user_id)
+            .join(SyncRunRow, SyncRunRow.link_id == CalendarLink.id)
+            .where(
+                SyncRunRow.status == RunStatus.RUNNING,
+                SyncRunRow.started_at < before,
+                CalendarLink.state == LinkState.ACTIVE,
+            )
+        )
+        users = set((await self._session.scalars(requests)).all())
+        users.update((await self._session.scalars(runs)).all())
+        return sorted(users)
+
     async def fail_queued_request(self, request_id: str, summary: str, now: datetime) -> None:
         """Fail a request no run has claimed yet (one a claimed request's run finishes)."""
         await self._session.execute(

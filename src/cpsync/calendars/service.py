@@ -22,7 +22,7 @@ import random
 import secrets
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,7 +60,7 @@ from cpsync.contests.schemas import ContestSnapshot
 from cpsync.db import Database
 from cpsync.errors import CpsyncError
 from cpsync.http import Sleep
-from cpsync.locks import Flags, Locks, run_coalesced
+from cpsync.locks import Flags, Locks, new_owner, run_coalesced
 from cpsync.redaction import split_userinfo
 
 log = logging.getLogger(__name__)
@@ -338,6 +338,25 @@ class CalendarService:
             self._options.lock_ttl_seconds,
             wait_poll_seconds=self._options.wait_poll_seconds,
         )
+
+    async def stale_syncs(self, stale_after: timedelta) -> list[int]:
+        """Users whose sync was asked for or started more than `stale_after` ago and has
+        not finished, with no live run holding their lock: the task carrying it was lost
+        (a broker that lost its messages in an outage, a worker stopped mid-run). A new
+        `sync_user` adopts what such a run left queued or running."""
+        before = self._clock() - stale_after
+        async with self._db.session() as session:
+            users = await CalendarRepository(session).users_with_stale_syncs(before)
+        return [user_id for user_id in users if not await self._sync_live(user_id)]
+
+    async def _sync_live(self, user_id: int) -> bool:
+        """Whether a run holds the user's lock (it ends its own rows). Probed by taking
+        the lock and giving it back: a `sync_user` arriving meanwhile waits for it."""
+        name, owner = self.lock_name(user_id), new_owner()
+        if not await self._locks.acquire(name, owner, self._options.lock_ttl_seconds):
+            return True
+        await self._locks.release(name, owner)
+        return False
 
     async def _run(self, user_id: int, check_remote: bool) -> UserRunResult:
         async with self._db.session() as session, session.begin():

@@ -4,6 +4,10 @@
 - `calendars.reconcile_all()`: queue a checking sync (`check_remote=True`) for everyone.
 - `calendars.fan_out(changed)`: after a contest refresh (which names the changed
   contests), queue syncs only for the users they concern.
+- `calendars.requeue_stale()`, every minute: the database records what was asked, the
+  broker may lose it (a Redis without persistence restarted in an outage, a worker
+  stopped mid-run); a sync still queued or running after `queue_redeliver_seconds`,
+  with no live run holding the user's lock, is queued again.
 
 Each task takes ids, builds its service from the process's `Resources`, and calls it.
 Running one twice does no harm: syncs converge.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 from taskiq import AsyncBroker
 
@@ -29,6 +34,7 @@ log = logging.getLogger(__name__)
 SYNC_USER = "calendars.sync_user"
 RECONCILE_ALL = "calendars.reconcile_all"
 FAN_OUT = "calendars.fan_out"
+REQUEUE_STALE = "calendars.requeue_stale"
 
 
 async def sync_user(resources: Resources, user_id: int, check_remote: bool) -> int:
@@ -55,6 +61,18 @@ async def fan_out(resources: Resources, changed: Sequence[Sequence[str]]) -> lis
     return users
 
 
+async def requeue_stale(resources: Resources) -> list[int]:
+    """Queue again the syncs whose task was lost (the run coalesces per user, so one
+    that was only slow to start costs nothing)."""
+    stale_after = timedelta(seconds=resources.settings.queue_redeliver_seconds)
+    users = await calendar_service(resources).stale_syncs(stale_after)
+    for user_id in users:
+        await resources.broker.kick(SYNC_USER, user_id, False)
+    if users:
+        log.warning("calendars.requeue_stale users=%s", users)
+    return users
+
+
 def register(broker: AsyncBroker, resources: Callable[[], Resources]) -> None:
     """Bind the task names on `broker`; each task runs on the process's resources."""
 
@@ -70,13 +88,23 @@ def register(broker: AsyncBroker, resources: Callable[[], Resources]) -> None:
     async def fan_out_task(changed: list[list[str]]) -> list[int]:
         return await fan_out(resources(), changed)
 
+    @broker.task(task_name=REQUEUE_STALE)
+    async def requeue_stale_task() -> list[int]:
+        return await requeue_stale(resources())
+
 
 def scheduled_jobs(broker: LazyBroker, settings: Settings) -> list[ScheduledJob]:
-    """The daily full reconciliation."""
+    """The daily full reconciliation, and the requeue of lost syncs every minute."""
 
     async def reconcile() -> str:
         return await broker.kick(RECONCILE_ALL)
 
+    async def requeue() -> str:
+        return await broker.kick(REQUEUE_STALE)
+
     # Job names carry the queue name: deployments sharing a Redis claim occurrences apart.
-    name = f"{settings.queue_name}:{RECONCILE_ALL}"
-    return [ScheduledJob(name, reconcile, cron=settings.reconcile_cron)]
+    prefix = settings.queue_name
+    return [
+        ScheduledJob(f"{prefix}:{RECONCILE_ALL}", reconcile, cron=settings.reconcile_cron),
+        ScheduledJob(f"{prefix}:{REQUEUE_STALE}", requeue, every=timedelta(minutes=1)),
+    ]
