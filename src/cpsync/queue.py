@@ -22,6 +22,7 @@ task must be idempotent: redelivery after a crash runs it again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import uuid
@@ -282,6 +283,8 @@ end
 return #due
 """
 _RELEASE_BATCH = 100
+# Seconds between reads at most while Redis is away.
+_LISTEN_BACKOFF_MAX = 8.0
 
 
 # Claims a pending message again for the consumer that holds it, which resets its idle
@@ -332,32 +335,58 @@ class _ReclaimingStreamBroker(RedisStreamBroker):
         await super().shutdown()
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        """Read until the worker stops. Redis going away does not end it: an error here
+        would stop taskiq's receiver and the process, cancelling the tasks still running
+        (which need no broker until their ack). Reads start again with backoff; a Redis
+        back without its data (no persistence) gets the stream and group declared again."""
+        failures = 0
         async with Redis(connection_pool=self.connection_pool) as connection:
             while True:
-                await connection.eval(
-                    _RELEASE_DUE, 2, self.delayed_name, self.queue_name, _RELEASE_BATCH
-                )
-                fetched: Any = await connection.xreadgroup(
-                    self.consumer_group_name,
-                    self.consumer_name,
-                    {self.queue_name: ">"},
-                    block=self.block,
-                    noack=False,
-                    count=self.count,
-                )
-                for _stream, messages in fetched or []:
-                    for message in messages:
-                        yield self._ackable(*message)
-                _cursor, claimed, *_ = await connection.xautoclaim(
-                    self.queue_name,
-                    self.consumer_group_name,
-                    self.consumer_name,
-                    min_idle_time=self.idle_timeout,
-                    count=self.unacknowledged_batch_size,
-                )
-                for message_id, fields in claimed:
-                    if fields:  # an entry trimmed from the stream comes back empty
-                        yield self._ackable(message_id, fields)
+                try:
+                    fetched = await self._fetch(connection)
+                except (RedisError, OSError) as exc:
+                    failures += 1
+                    if failures == 1:
+                        log.warning("queue.listen.unavailable error=%r", exc)
+                    await asyncio.sleep(min(_LISTEN_BACKOFF_MAX, 0.5 * 2 ** min(failures, 5)))
+                    await self._declare_group_again(connection)
+                    continue
+                if failures:
+                    log.warning("queue.listen.recovered attempts=%d", failures)
+                    failures = 0
+                for message_id, fields in fetched:
+                    yield self._ackable(message_id, fields)
+
+    async def _declare_group_again(self, connection: Redis) -> None:
+        """A Redis that lost the group lost the stream too: what is on it now was kicked
+        since, so the group reads it from the start (not from its end, taskiq's default)."""
+        with contextlib.suppress(RedisError, OSError):  # still away, or the group exists
+            await connection.xgroup_create(
+                self.queue_name, self.consumer_group_name, id="0", mkstream=True
+            )
+
+    async def _fetch(self, connection: Redis) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """Due retries moved onto the stream, then new messages, then those a dead
+        worker left idle."""
+        await connection.eval(_RELEASE_DUE, 2, self.delayed_name, self.queue_name, _RELEASE_BATCH)
+        fetched: Any = await connection.xreadgroup(
+            self.consumer_group_name,
+            self.consumer_name,
+            {self.queue_name: ">"},
+            block=self.block,
+            noack=False,
+            count=self.count,
+        )
+        messages = [message for _stream, read in fetched or [] for message in read]
+        _cursor, claimed, *_ = await connection.xautoclaim(
+            self.queue_name,
+            self.consumer_group_name,
+            self.consumer_name,
+            min_idle_time=self.idle_timeout,
+            count=self.unacknowledged_batch_size,
+        )
+        # An entry trimmed from the stream comes back empty.
+        return [*messages, *((ident, fields) for ident, fields in claimed if fields)]
 
     def _ackable(self, message_id: bytes, fields: dict[bytes, bytes]) -> AckableMessage:
         ident = message_id.decode()
