@@ -76,7 +76,9 @@ def throttle(clock: MutableClock) -> PacedThrottle:
 async def app(
     settings: Settings, database: Any, sim: SimulatedCodeforces, clock, throttle
 ) -> AsyncIterator[FastAPI]:
-    async with student_app(settings, sim, clock, throttle=throttle) as application:
+    # The import's time budget follows Codeforces' pace, which the paced throttle keeps.
+    paced = settings.model_copy(update={"codeforces_interval_seconds": PACE.total_seconds()})
+    async with student_app(paced, sim, clock, throttle=throttle) as application:
         yield application
 
 

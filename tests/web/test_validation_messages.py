@@ -57,9 +57,10 @@ async def test_a_form_missing_a_field_gets_a_page_that_names_it(
     app: FastAPI, client: WebClient
 ) -> None:
     token = await sign_in_new(app, client)
-    page = await client.post("/calendar/sync/caldav", data={"csrf_token": token, "url": "x"})
+    # The user name and password may stay empty (the address can carry them); the address not.
+    page = await client.post("/calendar/sync/caldav", data={"csrf_token": token, "username": "a"})
     assert page.status_code == 422
-    assert "Enter the user name." in page.text
+    assert "Enter the calendar&#39;s address." in page.text
     assert_plain_words(page.text)
 
 
