@@ -20,6 +20,7 @@ from taskiq import BrokerMessage, TaskiqMessage
 from cpsync.queue import BrokerConfigError, kick, make_broker
 from cpsync.settings import Settings
 from tests.conftest import REPO_ROOT, delete_rabbitmq_queues
+from tests.waiting import wait_until
 
 
 @pytest.fixture(params=["redis", "amqp"])
@@ -104,15 +105,6 @@ def lines(path: Path) -> list[str]:
     return path.read_text().split()[::2] if path.exists() else []
 
 
-def wait_for(predicate: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.1)
-    return False
-
-
 async def kick_all(
     url: str, name: str, path: Path, values: list[str], task: str = "test.record"
 ) -> None:
@@ -132,7 +124,7 @@ def test_tasks_reach_a_worker_process(
     workers.append(Worker(broker_url, queue_name))
     out = tmp_path / "done"
     asyncio.run(kick_all(broker_url, queue_name, out, ["one", "two", "three"]))
-    assert wait_for(lambda: len(lines(out)) == 3, 30), lines(out)
+    assert wait_until(lambda: len(lines(out)) == 3, 30), lines(out)
     assert sorted(lines(out)) == ["one", "three", "two"]
 
 
@@ -145,12 +137,12 @@ def test_task_of_a_killed_worker_runs_again_elsewhere(
     out = tmp_path / "done"
     started = Path(f"{out}.started")
     asyncio.run(kick_all(broker_url, queue_name, out, ["held"], task="test.hold"))
-    assert wait_for(lambda: lines(started) == ["held"], 30)
+    assert wait_until(lambda: lines(started) == ["held"], 30)
     first.kill_hard()  # mid-task: never acknowledged
     workers.append(Worker(broker_url, queue_name))
-    assert wait_for(lambda: lines(started) == ["held", "held"], 45), started.read_text()
+    assert wait_until(lambda: lines(started) == ["held", "held"], 45), started.read_text()
     Path(f"{out}.release").touch()
-    assert wait_for(lambda: lines(out) == ["held"], 30)
+    assert wait_until(lambda: lines(out) == ["held"], 30)
 
 
 def test_a_task_running_longer_than_redelivery_runs_once(
@@ -163,7 +155,7 @@ def test_a_task_running_longer_than_redelivery_runs_once(
     out = tmp_path / "done"
     started = Path(f"{out}.started")
     asyncio.run(kick_all(redis_url, broker_queue, out, ["long"], task="test.hold"))
-    assert wait_for(lambda: lines(started) == ["long"], 30)
+    assert wait_until(lambda: lines(started) == ["long"], 30)
     running_since = time.monotonic()
     probe = redis.Redis.from_url(redis_url)
     try:
@@ -176,7 +168,7 @@ def test_a_task_running_longer_than_redelivery_runs_once(
     finally:
         probe.close()
     Path(f"{out}.release").touch()
-    assert wait_for(lambda: lines(out) == ["long"], 30)
+    assert wait_until(lambda: lines(out) == ["long"], 30)
     assert lines(started) == ["long"], started.read_text()
 
 
@@ -227,17 +219,17 @@ def test_a_copy_delivered_while_the_task_runs_waits_and_is_dropped(
     logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
     workers.extend(Worker(amqp_url, broker_queue, redis_url, log) for log in logs)
     asyncio.run(publish(amqp_url, broker_queue, message))
-    assert wait_for(lambda: lines(started) == ["long"], 30)
+    assert wait_until(lambda: lines(started) == ["long"], 30)
     asyncio.run(publish(amqp_url, broker_queue, message))
-    assert wait_for(lambda: asyncio.run(ready_messages(amqp_url, broker_queue)) == 0, 30)
+    assert wait_until(lambda: asyncio.run(ready_messages(amqp_url, broker_queue)) == 0, 30)
     copy_delivered = time.monotonic()
     # The condition under test is time itself: the run outlives its lease several times.
     while time.monotonic() - copy_delivered < 3 * REDELIVER_SECONDS:
         time.sleep(0.1)
         assert lines(started) == ["long"]
     Path(f"{out}.release").touch()
-    assert wait_for(lambda: lines(out) == ["long"], 30)
-    assert wait_for(lambda: any("queue.copy.dropped" in log.read_text() for log in logs), 30)
+    assert wait_until(lambda: lines(out) == ["long"], 30)
+    assert wait_until(lambda: any("queue.copy.dropped" in log.read_text() for log in logs), 30)
     for worker in workers:
         worker.stop()  # anything left unacknowledged would go back to the queue
     assert asyncio.run(ready_messages(amqp_url, broker_queue)) == 0
@@ -251,7 +243,7 @@ def test_tasks_still_run_on_rabbitmq_when_the_lease_store_is_down(
     workers.append(Worker(amqp_url, amqp_queue, "redis://127.0.0.1:1/0", log))
     out = tmp_path / "done"
     asyncio.run(kick_all(amqp_url, amqp_queue, out, ["one", "two"]))
-    assert wait_for(lambda: sorted(lines(out)) == ["one", "two"], 30)
+    assert wait_until(lambda: sorted(lines(out)) == ["one", "two"], 30)
     assert "queue.lease.unavailable" in log.read_text()
 
 

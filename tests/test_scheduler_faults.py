@@ -9,8 +9,7 @@ import os
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
@@ -28,6 +27,7 @@ from cpsync.students.models import StudentSettings
 from tests.conftest import REPO_ROOT
 from tests.recordings import MutableClock
 from tests.students.support import add_coach, add_student
+from tests.waiting import wait_until
 
 NEVER = "0 3 30 2 *"
 EVERY_MINUTE = "* * * * *"  # always due within the grace period, whatever the wall clock
@@ -102,15 +102,6 @@ class Lines:
         """After the process ended: the reader has seen the end of the stream."""
         self._thread.join(timeout=10)
         self._stream.close()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)  # polls a state change; the deadline is only a safety net
-    return False
 
 
 def kicked(client: redis.Redis, stream: str) -> list[tuple[str, list[object]]]:

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from cpsync.settings import Settings
 from tests.calendars.fake_google import FakeGoogle, FakeGoogleServer, fake_google_server
 from tests.calendars.service_support import NOW, add_contests, add_user
 from tests.conftest import REPO_ROOT, delete_rabbitmq_queues
+from tests.waiting import wait_until
 
 CONTESTS = [("codeforces", str(3100 + n), n % 9) for n in range(20)]
 REFRESH_TOKEN = "refresh-crash"
@@ -195,15 +196,6 @@ async def rows(settings: Settings) -> tuple[str, int]:
         await db.dispose()
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_a_request_left_running_by_a_killed_worker_is_finished_by_the_redelivery(
     env: dict[str, str], google: FakeGoogleServer, workers: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -212,14 +204,14 @@ def test_a_request_left_running_by_a_killed_worker_is_finished_by_the_redelivery
     start_worker(env, workers)
     asyncio.run(enqueue_sync(settings, user_id))
 
-    assert wait_for(lambda: google.fake.writes() >= 2, 60), "the sync did not start"
+    assert wait_until(lambda: google.fake.writes() >= 2, 60), "the sync did not start"
     kill_hard(workers[0])  # mid-sync: the request says running, and so does its run
     assert asyncio.run(rows(settings)) == (RequestState.RUNNING, 1)
     assert len(google.fake.live_events(CALENDAR)) < len(CONTESTS)
 
     start_worker(env, workers)
-    assert wait_for(lambda: asyncio.run(rows(settings))[1] == 0, 90), "a run stayed running"
-    assert wait_for(lambda: asyncio.run(rows(settings))[0] == RequestState.SUCCEEDED, 30), (
+    assert wait_until(lambda: asyncio.run(rows(settings))[1] == 0, 90), "a run stayed running"
+    assert wait_until(lambda: asyncio.run(rows(settings))[0] == RequestState.SUCCEEDED, 30), (
         asyncio.run(rows(settings))
     )
     assert len(google.fake.live_events(CALENDAR)) == len(CONTESTS)

@@ -45,6 +45,7 @@ from tests.calendars.service_support import (
 )
 from tests.conftest import REPO_ROOT, delete_rabbitmq_queues
 from tests.recordings import MutableClock
+from tests.waiting import wait_until
 
 USERS = 6
 CONTESTS = [("codeforces", str(2100 + n), n % 9) for n in range(24)]
@@ -243,15 +244,6 @@ async def _kick_syncs(deployment: Deployment, users: list[int]) -> None:
         await broker.shutdown()
 
 
-def _wait(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_killed_worker_leaves_every_calendar_exact(
     deployment: Deployment, google: FakeGoogleServer
 ) -> None:
@@ -265,11 +257,11 @@ def test_killed_worker_leaves_every_calendar_exact(
         google.fake.reset_counters()
         asyncio.run(_kick_syncs(deployment, users))
         # Kill one worker once writes are under way: its syncs stop mid-batch.
-        assert _wait(lambda: google.fake.writes() > 0, 30)
+        assert wait_until(lambda: google.fake.writes() > 0, 30)
         kill_hard(doomed)
         doomed = deployment.worker()
         desired = asyncio.run(_desired(deployment))
-        assert _wait(lambda d=desired: _all_right(google, users, d), 60), (
+        assert wait_until(lambda d=desired: _all_right(google, users, d), 60), (
             trial,
             {u: Counter(k for k, _ in _calendar(google, u)) for u in users},
         )

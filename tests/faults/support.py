@@ -16,9 +16,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +45,7 @@ from tests.net import free_port
 from tests.replay import ReplayServer, Reply
 from tests.students.conftest import OWN, recording
 from tests.students.support import add_coach, add_student
+from tests.waiting import wait_until
 
 CLI = "from cpsync.cli import app; app()"
 HANDLE = "Sehnsucht"  # the student whose Codeforces answers are recorded
@@ -166,15 +166,6 @@ def kill_hard(process: subprocess.Popen[bytes]) -> None:
 
 def alive(process: subprocess.Popen[bytes]) -> bool:
     return process.poll() is None
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)  # polls a state change; the deadline is only a safety net
-    return predicate()
 
 
 def kick_task(settings: Settings, task_name: str, *args: Any) -> bool:

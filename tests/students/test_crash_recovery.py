@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from cpsync.settings import Settings
 from cpsync.students.models import Student, StudentSyncRun
 from cpsync.students.sync import INTERRUPTED
 from tests.conftest import REPO_ROOT, delete_rabbitmq_queues
+from tests.waiting import wait_until
 
 from .simulated_codeforces import IdSource, SimulatedCodeforces, generate_user, serve_http
 from .support import add_coach, add_student
@@ -152,15 +153,6 @@ async def runs_and_synced(settings: Settings) -> tuple[list[tuple[str, str | Non
         await db.dispose()
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_a_run_left_running_by_a_killed_worker_is_closed_and_redone(
     env: dict[str, str],
     codeforces: tuple[SimulatedCodeforces, str],
@@ -176,12 +168,12 @@ def test_a_run_left_running_by_a_killed_worker_is_closed_and_redone(
         runs, synced = asyncio.run(runs_and_synced(settings))
         return runs == [("running", None)] and 1 <= synced < len(HANDLES)
 
-    assert wait_for(midway, 90), asyncio.run(runs_and_synced(settings))
+    assert wait_until(midway, 90), asyncio.run(runs_and_synced(settings))
     kill_hard(workers[0])
 
     start_worker(env, workers)
     finished = [("failed", INTERRUPTED), ("done", None)]
-    assert wait_for(lambda: asyncio.run(runs_and_synced(settings))[0] == finished, 120), (
+    assert wait_until(lambda: asyncio.run(runs_and_synced(settings))[0] == finished, 120), (
         asyncio.run(runs_and_synced(settings)),
         sim.total_calls,
     )

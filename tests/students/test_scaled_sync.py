@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from cpsync.settings import Settings
 from cpsync.students.models import Student, StudentSyncRun
 from tests.conftest import REPO_ROOT
 from tests.net import free_port
+from tests.waiting import wait_until
 
 from .simulated_codeforces import IdSource, SimulatedCodeforces, generate_user, serve_http
 from .support import add_student
@@ -129,15 +130,6 @@ def kill(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=10)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def serving(base: str) -> bool:
     try:
         return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
@@ -157,7 +149,7 @@ async def test_sync_all_completes_on_a_worker_after_the_web_process_died(
         web = start(env, "serve", "--port", str(port))
         worker: subprocess.Popen[bytes] | None = None
         try:
-            assert wait_for(lambda: serving(base), 60), "cpsync serve did not start"
+            assert wait_until(lambda: serving(base), 60), "cpsync serve did not start"
             with httpx.Client(base_url=base, timeout=10) as browser:
                 page = browser.get("/signin")
                 token = _csrf(page)
