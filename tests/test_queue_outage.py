@@ -15,6 +15,8 @@ from collections.abc import Iterator
 import pytest
 from taskiq import AckableMessage, BrokerMessage
 
+from cpsync.cache import open_cache
+from cpsync.locks import open_locks
 from cpsync.queue import make_broker
 from cpsync.settings import Settings
 from tests.services import OwnRedis, own_redis
@@ -52,3 +54,24 @@ async def test_listener_reads_again_after_redis_came_back_empty(
 
     assert isinstance(received, AckableMessage)
     assert received.data == body
+
+
+async def test_pooled_connections_outlive_a_redis_restart(
+    redis_server: OwnRedis, queue_name: str
+) -> None:
+    """After Redis restarts, every pooled connection is dead: the first command on each
+    is tried again on a fresh connection instead of failing the task that sent it."""
+    cache = open_cache(redis_server.url, queue_name)
+    locks = open_locks(redis_server.url, queue_name)
+    try:
+        await cache.set("before", b"1", 60)
+        assert await locks.acquire("a-lock", "first", 30)
+        redis_server.kill()
+        redis_server.start()
+        assert await cache.get("before") is None  # a Redis without persistence came back empty
+        await cache.set("after", b"2", 60)
+        assert await cache.get("after") == b"2"
+        assert await locks.acquire("a-lock", "second", 30)
+    finally:
+        await cache.close()
+        await locks.close()

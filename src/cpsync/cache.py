@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import redis.asyncio as redis
 
 from cpsync.errors import CpsyncError
+from cpsync.redis_client import open_redis
 
 Monotonic = Callable[[], float]
 
@@ -125,8 +126,7 @@ class MemoryCache:
 
 class RedisCache:
     def __init__(self, url: str, prefix: str = "cpsync:") -> None:
-        # socket_timeout=None: redis-py's default swallows task cancellation (see stack.md).
-        self._client = redis.Redis.from_url(url, socket_timeout=None, socket_connect_timeout=3)
+        self._client = open_redis(url)
         self._prefix = prefix
 
     async def get(self, key: str) -> bytes | None:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-import redis.asyncio as redis
+from cpsync.redis_client import open_redis
 
 
 class Locks(Protocol):
@@ -77,8 +77,7 @@ return 0
 
 class RedisLocks:
     def __init__(self, url: str, prefix: str = "cpsync:lock:") -> None:
-        # socket_timeout=None: redis-py's default swallows task cancellation (see stack.md).
-        self._client = redis.Redis.from_url(url, socket_timeout=None, socket_connect_timeout=3)
+        self._client = open_redis(url)
         self._prefix = prefix
         self._release: Any = self._client.register_script(_RELEASE)
         self._extend: Any = self._client.register_script(_EXTEND)

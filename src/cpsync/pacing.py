@@ -24,6 +24,8 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from cpsync.redis_client import open_redis
+
 Sleep = Callable[[float], Awaitable[None]]
 MonotonicClock = Callable[[], float]
 DEFAULT_KEY = "cpsync:throttle:codeforces"
@@ -138,8 +140,7 @@ class RedisThrottle:
     def from_url(
         cls, url: str, rate: ThrottleRate | None = None, *, key: str = DEFAULT_KEY
     ) -> RedisThrottle:
-        # socket_timeout=None: redis-py's default timeout swallows task cancellation.
-        throttle = cls(Redis.from_url(url, socket_timeout=None), rate, key=key)
+        throttle = cls(open_redis(url), rate, key=key)
         throttle._owns_client = True
         return throttle
 

@@ -48,6 +48,7 @@ from taskiq_redis import RedisStreamBroker
 from cpsync.cache import Cache, open_cache
 from cpsync.errors import CpsyncError
 from cpsync.locks import Locks, new_owner, open_locks
+from cpsync.redis_client import connection_options
 from cpsync.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -426,8 +427,7 @@ def _redis_broker(url: str, settings: Settings) -> AsyncBroker:
         # One at a time, when the worker can start it: a message read into a batch but not
         # yet handed to the worker has no claim kept alive and would be taken by another.
         xread_count=1,
-        # redis-py's default socket timeout swallows cancellation (see stack.md).
-        socket_timeout=None,
+        **connection_options(),
     )
 
 
