@@ -232,11 +232,12 @@ def _health_router() -> APIRouter:
         summary="Database, cache and broker are reachable; scaled, a scheduler and a worker beat",
     )
     async def readyz(context: ContextDep) -> JSONResponse:
+        timeout = context.settings.readyz_timeout_seconds
         checks = {
-            "database": await _check(_database_ok(context)),
-            "cache": await _check(context.cache.ping()),
-            "broker": await _check(_broker_ok(context.settings.broker_url)),
-            **await _heartbeat_checks(context),
+            "database": await _check(_database_ok(context), timeout),
+            "cache": await _check(context.cache.ping(), timeout),
+            "broker": await _check(_broker_ok(context.settings.broker_url), timeout),
+            **await _heartbeat_checks(context, timeout),
         }
         ready = all(value == "ok" for value in checks.values())
         body = Readiness(status="ok" if ready else "unavailable", checks=checks)
@@ -245,15 +246,15 @@ def _health_router() -> APIRouter:
     return router
 
 
-async def _check(probe: object) -> str:
+async def _check(probe: object, timeout: float) -> str:
     try:
-        await asyncio.wait_for(probe, timeout=3)  # type: ignore[arg-type]
+        await asyncio.wait_for(probe, timeout=timeout)  # type: ignore[arg-type]
     except Exception as exc:
         return f"unavailable: {type(exc).__name__}"
     return "ok"
 
 
-async def _heartbeat_checks(context: AppContext) -> dict[str, str]:
+async def _heartbeat_checks(context: AppContext, timeout: float) -> dict[str, str]:
     """`scheduler` and `worker` when this deployment needs them (cpsync.heartbeats); one
     read of the cache's heartbeat map."""
     kinds = expected_kinds(
@@ -264,7 +265,7 @@ async def _heartbeat_checks(context: AppContext) -> dict[str, str]:
         return {}
     heartbeats = Heartbeats(context.cache, context.clock, context.settings.heartbeat_seconds)
     try:
-        missing = await asyncio.wait_for(heartbeats.missing(kinds), timeout=3)
+        missing = await asyncio.wait_for(heartbeats.missing(kinds), timeout=timeout)
     except Exception as exc:
         return dict.fromkeys(kinds, f"unavailable: {type(exc).__name__}")
     window = heartbeats.max_age.total_seconds()

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # Workers and schedulers say they are alive this often; three missed beats and /readyz
     # reports their kind missing.
     heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # How long each /readyz probe (database, cache, broker, heartbeats) may take.
+    readyz_timeout_seconds: float = Field(default=3.0, gt=0)
     timezone: str = ""
 
     # Web app (`cpsync serve`).
