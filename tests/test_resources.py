@@ -100,7 +100,7 @@ async def test_the_scheduler_opens_one_of_each(
 
     monkeypatch.setattr(scheduler.Scheduler, "tick", first_tick)
     running = asyncio.create_task(run_scheduler(settings))
-    await ticked.wait()
+    await asyncio.wait_for(ticked.wait(), 120)  # a safety net: fails, never hangs
     running.cancel()
     await asyncio.gather(running, return_exceptions=True)
     assert built == {**ONE_PROCESS, "scheduler loop": 1}

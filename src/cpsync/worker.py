@@ -101,7 +101,8 @@ async def _opened_when_reachable(
     async with AsyncExitStack() as stack:
         while True:
             try:
-                resources = await stack.enter_async_context(open_resources(settings, clock=clock))
+                # With tasks registered: on the in-memory broker what it fires runs here.
+                resources = await stack.enter_async_context(open_process(settings, clock=clock))
             except Exception as error:
                 if not is_outage(error):
                     raise
