@@ -34,7 +34,10 @@ def fake() -> Iterator[FakeGoogle]:
 async def google_app(
     database, web_settings: Settings, clock: MutableClock, fake: FakeGoogle
 ) -> AsyncIterator[FastAPI]:
-    application = create_app(web_settings.model_copy(update=fake.settings()), clock=clock)
+    # Authlib's client waits http_timeout_seconds for the fake Google; the suite's 0.5 s
+    # (for replayed platforms) is too short on the loaded CI machine.
+    settings = web_settings.model_copy(update={**fake.settings(), "http_timeout_seconds": 30})
+    application = create_app(settings, clock=clock)
     async with application.router.lifespan_context(application):
         yield application
 
