@@ -144,7 +144,7 @@ class Settings(BaseSettings):
         if value:
             try:
                 ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError) as exc:
+            except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
                 raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 

@@ -177,7 +177,7 @@ class PreferencesInput(_Input):
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise ValueError("Unknown time zone.") from exc
         return value
 

@@ -52,7 +52,7 @@ async def drop_student_stats(cache: Cache, student_id: int) -> None:
 def student_zone(student: Student) -> tzinfo:
     try:
         return ZoneInfo(student.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return UTC
 
 

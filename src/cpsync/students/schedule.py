@@ -156,7 +156,7 @@ def describe(cron: str, zone: str) -> str:
 def zone_or_utc(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return ZoneInfo("UTC")
 
 

@@ -40,7 +40,7 @@ def _checked_zone(value: str) -> str:
     if value:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise ValueError(f"Unknown time zone {value!r}; use e.g. Asia/Kolkata.") from exc
     return value
 
