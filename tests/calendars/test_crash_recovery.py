@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,8 +36,9 @@ from cpsync.queue import kick, make_broker
 from cpsync.settings import Settings
 from tests.calendars.fake_google import FakeGoogle, FakeGoogleServer, fake_google_server
 from tests.calendars.service_support import NOW, add_contests, add_user
-from tests.conftest import REPO_ROOT, delete_rabbitmq_queues
+from tests.conftest import delete_rabbitmq_queues
 from tests.waiting import wait_until
+from tests.worker_processes import kill_hard, settings_of, start_worker
 
 CONTESTS = [("codeforces", str(3100 + n), n % 9) for n in range(20)]
 REFRESH_TOKEN = "refresh-crash"
@@ -95,30 +94,6 @@ def env(
     )
     if broker_url.startswith("amqp"):
         asyncio.run(delete_rabbitmq_queues(broker_url, queue_name))
-
-
-def settings_of(env: dict[str, str]) -> Settings:
-    names = {key.removeprefix("CPSYNC_").lower(): value for key, value in env.items()}
-    return Settings.model_validate({k: v for k, v in names.items() if k in Settings.model_fields})
-
-
-def start_worker(env: dict[str, str], workers: list[subprocess.Popen[bytes]]) -> None:
-    workers.append(
-        subprocess.Popen(
-            [sys.executable, "-c", "from cpsync.cli import app; app()", "worker"],
-            cwd=REPO_ROOT,
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    )
-
-
-def kill_hard(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
 
 
 @pytest.fixture

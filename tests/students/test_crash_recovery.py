@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -29,14 +27,14 @@ from cpsync.queue import kick, make_broker
 from cpsync.settings import Settings
 from cpsync.students.models import Student, StudentSyncRun
 from cpsync.students.sync import INTERRUPTED
-from tests.conftest import REPO_ROOT, delete_rabbitmq_queues
+from tests.conftest import delete_rabbitmq_queues
 from tests.waiting import wait_until
+from tests.worker_processes import kill_hard, settings_of, start_worker
 
 from .simulated_codeforces import IdSource, SimulatedCodeforces, generate_user, serve_http
 from .support import add_coach, add_student
 
 HANDLES = [f"student{n}" for n in range(6)]
-CLI = "from cpsync.cli import app; app()"
 
 
 @pytest.fixture(params=["redis", "amqp"])
@@ -83,36 +81,12 @@ def env(
         asyncio.run(delete_rabbitmq_queues(broker_url, queue_name))
 
 
-def settings_of(env: dict[str, str]) -> Settings:
-    names = {key.removeprefix("CPSYNC_").lower(): value for key, value in env.items()}
-    return Settings.model_validate({k: v for k, v in names.items() if k in Settings.model_fields})
-
-
 @pytest.fixture
 def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for process in started:
         kill_hard(process)
-
-
-def start_worker(env: dict[str, str], workers: list[subprocess.Popen[bytes]]) -> None:
-    workers.append(
-        subprocess.Popen(
-            [sys.executable, "-c", CLI, "worker"],
-            cwd=REPO_ROOT,
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    )
-
-
-def kill_hard(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
 
 
 async def seed(settings: Settings) -> int:
